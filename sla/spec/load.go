@@ -117,11 +117,9 @@ func (ix *index) walk(n *yaml.Node, path string) {
 		for i, c := range n.Content {
 			ix.walk(c, fmt.Sprintf("%s[%d]", path, i))
 		}
-	case yaml.AliasNode:
-		if n.Alias != nil {
-			ix.walk(n.Alias, path)
-		}
 	}
+	// Aliases are not followed: positions belong to the anchor, and an
+	// alias may refer to a node that contains it.
 }
 
 func joinPath(path, key string) string {
@@ -155,8 +153,19 @@ func parentPath(p string) string {
 	return p[:i]
 }
 
+// maxDepth bounds strictCheck's recursion: the spec is a few levels deep,
+// and an alias may point back at a node that contains it.
+const maxDepth = 32
+
 // strictCheck reports every mapping key that names no field of t.
 func strictCheck(file string, n *yaml.Node, t reflect.Type, path string) Problems {
+	return strictCheckDepth(file, n, t, path, 0)
+}
+
+func strictCheckDepth(file string, n *yaml.Node, t reflect.Type, path string, depth int) Problems {
+	if depth > maxDepth {
+		return Problems{{File: file, Line: n.Line, Column: n.Column, Field: path, Message: "the document nests deeper than any spec field; check for a recursive alias"}}
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -181,11 +190,11 @@ func strictCheck(file string, n *yaml.Node, t reflect.Type, path string) Problem
 				ps = append(ps, Problem{File: file, Line: k.Line, Column: k.Column, Field: p, Message: unknownFieldMessage(k.Value, path, fields)})
 				continue
 			}
-			ps = append(ps, strictCheck(file, v, ft, p)...)
+			ps = append(ps, strictCheckDepth(file, v, ft, p, depth+1)...)
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, c := range n.Content {
-			ps = append(ps, strictCheck(file, c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+			ps = append(ps, strictCheckDepth(file, c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), depth+1)...)
 		}
 	}
 	return ps

@@ -190,7 +190,7 @@ func (s *Spec) validateServices(v *validator) {
 				budget := 1 - slo.Objective/100
 				for k, w := range slices.Concat(s.Alerting.BurnRates.Page, s.Alerting.BurnRates.Ticket) {
 					if w.Factor*budget >= 1 {
-						v.add(sp+".objective", "%g%% leaves an error budget of %g, so burn rate %g (alerting.burnRates window %d) needs an error ratio of %g, which can never happen; raise the objective or lower the factor", slo.Objective, budget, w.Factor, k, w.Factor*budget)
+						v.add(sp+".objective", "%g%% leaves an error budget of %.6g, so burn rate %g (alerting.burnRates window %d) needs an error ratio of %.6g, which can never happen; raise the objective or lower the factor", slo.Objective, budget, w.Factor, k, w.Factor*budget)
 						break
 					}
 				}

@@ -1,0 +1,66 @@
+# carpoolsla: `make run` generates every artefact from the spec and prints a summary;
+# `make test` installs the real servers the tests need and runs the whole suite.
+GO       ?= go
+BIN      := bin/carpoolsla
+SPEC     ?= deploy/sla.yaml
+# The real servers the current tests start (each test starts its own on loopback and stops it).
+TEST_SERVERS ?= prometheus alertmanager
+STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME     ?= 30s
+
+.PHONY: all build run test test-go bench generate check-generated fmt-check vet lint stack stack-down stack-deps fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/carpoolsla
+
+## run: validate the spec, generate every artefact, print where they went and a summary.
+run: build
+	./$(BIN) generate --spec $(SPEC)
+
+## test: gofmt and vet checks, every package under -race (unit and integration), stale-artefact check.
+test: stack-deps fmt-check vet test-go check-generated
+
+test-go:
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## generate: regenerate deploy/generated/ and docs/ from the spec (commit the result).
+generate: build
+	./$(BIN) generate --spec $(SPEC) --quiet
+
+## check-generated: fail when a committed artefact differs from what the spec generates.
+check-generated: build
+	./$(BIN) generate --spec $(SPEC) --check
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: fmt-check vet
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: fuzz the spec parser; new crashers land in sla/spec/testdata/fuzz.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./sla/spec/
+
+## stack-deps: install (as root, with apt-get) the real servers the tests need.
+stack-deps:
+	deploy/local/install.sh $(TEST_SERVERS)
+
+## stack / stack-down: start / stop every real server on loopback high ports (data in .stack/).
+stack:
+	deploy/local/install.sh all
+	deploy/local/stack.sh up all
+
+stack-down:
+	deploy/local/stack.sh down all
+
+clean:
+	rm -rf bin .stack
