@@ -179,7 +179,7 @@ func TestConfigReceivers(t *testing.T) {
 		receiver string
 		w        spec.Webhook
 	}{
-		"The chat webhook posts to the spec's URL, without credentials when none are set.": {"chat", c.Alerting.Receivers.Chat},
+		"The chat webhook posts to the spec's URL, without credentials when none are set.":    {"chat", c.Alerting.Receivers.Chat},
 		"The ticket webhook posts to the spec's URL with the spec's bearer credentials file.": {"ticket", c.Alerting.Receivers.Ticket},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -290,7 +290,7 @@ func TestConfigFailsClearly(t *testing.T) {
 		want string
 	}{
 		"A spec without a chat URL fails config.Load.": {
-			func(s *spec.Spec) { s.Alerting.Receivers.Chat.URL = "" }, "config.Load rejects"},
+			func(s *spec.Spec) { s.Alerting.Receivers.Chat.URL = "" }, "config.Load (v0.35) rejects the generated configuration"},
 		"A spec without a routing key file fails config.Load.": {
 			func(s *spec.Spec) { s.Alerting.Receivers.PagerDuty.RoutingKeyFile = "" }, "missing service or routing key"},
 		"A spec grouping by a bad label name fails config.Load.": {
@@ -319,7 +319,7 @@ func TestConfigHoldsNoSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, bad := range map[string]string{
-		"The routing key value never appears; only its file does.":       testRoutingKey,
+		"The routing key value never appears; only its file does.":         testRoutingKey,
 		"No <secret> placeholder of Alertmanager's own marshalling shows.": "<secret>",
 		"No v1 service key is configured (it would ignore url:).":          "service_key",
 	} {
