@@ -3,12 +3,12 @@
 GO       ?= go
 BIN      := bin/carpoolsla
 SPEC     ?= deploy/sla.yaml
-# The real servers the current tests start (each test starts its own on loopback and stops it).
-TEST_SERVERS ?= prometheus alertmanager
+# The real servers the tests start (each test starts its own on loopback and stops it after).
+TEST_SERVERS ?= all
 STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME     ?= 30s
 
-.PHONY: all build run test test-go bench generate check-generated fmt-check vet lint stack stack-down stack-deps fuzz clean
+.PHONY: all build run test test-go bench generate check-generated verify-generated fmt-check vet lint stack stack-down stack-deps fuzz clean
 
 all: build
 
@@ -20,7 +20,7 @@ run: build
 	./$(BIN) generate --spec $(SPEC)
 
 ## test: gofmt and vet checks, every package under -race (unit and integration), stale-artefact check.
-test: stack-deps fmt-check vet test-go check-generated
+test: stack-deps fmt-check vet test-go check-generated verify-generated
 
 test-go:
 	$(GO) test -race -count=1 -timeout 40m ./...
@@ -35,6 +35,12 @@ generate: build
 ## check-generated: fail when a committed artefact differs from what the spec generates.
 check-generated: build
 	./$(BIN) generate --spec $(SPEC) --check
+
+## verify-generated: the committed artefacts through the real promtool and amtool.
+verify-generated:
+	cd deploy/generated/prometheus && promtool check rules rules.yml && promtool test rules rules_test.yml
+	amtool check-config deploy/generated/alertmanager/alertmanager.yml
+	deploy/generated/alertmanager/routes-test.sh deploy/generated/alertmanager/alertmanager.yml
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

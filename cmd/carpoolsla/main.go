@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -103,6 +104,11 @@ artefact differs from what the spec generates.`,
 				fmt.Fprintln(stderr, err)
 				return exitError{1}
 			}
+			// Name the spec relative to the root in generated headers, so the
+			// output does not depend on where the command runs from.
+			if rel, err := relTo(root, specFile); err == nil {
+				s.File = rel
+			}
 			files, err := codegen.Generate(s, out)
 			if err != nil {
 				return err
@@ -154,4 +160,20 @@ artefact differs from what the spec generates.`,
 	cmd.Flags().BoolVar(&check, "check", false, "write nothing; exit 1 when committed artefacts are stale")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing on success")
 	return cmd
+}
+
+func relTo(root, file string) (string, error) {
+	absRoot, err := filepath.Abs(root)
+	if err != nil {
+		return "", err
+	}
+	absFile, err := filepath.Abs(file)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(absRoot, absFile)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return "", fmt.Errorf("%s is outside %s", file, root)
+	}
+	return filepath.ToSlash(rel), nil
 }
