@@ -20,7 +20,7 @@ run: build
 	./$(BIN) generate --spec $(SPEC)
 
 ## test: gofmt and vet checks, every package under -race (unit and integration), stale-artefact check.
-test: stack-deps fmt-check vet test-go check-generated verify-generated
+test: stack-deps fmt-check vet check-generated verify-generated test-go
 
 test-go:
 	$(GO) test -race -count=1 -timeout 40m ./...
@@ -52,9 +52,10 @@ vet:
 lint: fmt-check vet
 	$(GO) run $(STATICCHECK) ./...
 
-## fuzz: fuzz the spec parser; new crashers land in sla/spec/testdata/fuzz.
+## fuzz: fuzz the spec parser. The kept corpus is sla/spec/testdata/fuzz/FuzzParse (run as seeds by go test);
+## copy new entries there from $$(go env GOCACHE)/fuzz/... to keep them.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./sla/spec/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./sla/spec/
 
 ## stack-deps: install (as root, with apt-get) the real servers the tests need.
 stack-deps:

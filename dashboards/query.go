@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 
@@ -126,7 +127,7 @@ func checkSelector(vs *parser.VectorSelector, known catalogNames) error {
 	name := vs.Name
 	if name == "" {
 		for _, m := range vs.LabelMatchers {
-			if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 				name = m.Value
 			}
 		}
@@ -139,7 +140,7 @@ func checkSelector(vs *parser.VectorSelector, known catalogNames) error {
 		return fmt.Errorf("metric %q is not in the catalog (sla/catalog); add it there or use one of its names (%s)", name, closestNames(name, known))
 	}
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			continue
 		}
 		if !slices.Contains(lbls, m.Name) {

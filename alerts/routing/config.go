@@ -236,7 +236,7 @@ func webhook(name string, w spec.Webhook) amReceiver {
 func check(data []byte, cases []RouteTest) error {
 	cfg, err := config.Load(string(data))
 	if err != nil {
-		return fmt.Errorf("Alertmanager's config.Load (v0.35) rejects the generated configuration: %w; check alerting.receivers and alerting.grouping", err)
+		return fmt.Errorf("the alertmanager module's config.Load (v0.35) rejects the generated configuration: %w; check alerting.receivers and alerting.grouping", err)
 	}
 	tree := dispatch.NewRoute(cfg.Route, nil)
 	var bad []string
