@@ -65,6 +65,7 @@ func Default() Spec {
 		},
 		Logs:       Logs{Retention: dur(180 * day)},
 		Dashboards: Dashboards{UIDPrefix: "carpoolsla", Datasource: "Prometheus"},
+		Tracing:    Tracing{SampleRatio: 0.01},
 	}
 }
 

@@ -67,6 +67,7 @@ type Spec struct {
 	Alerting   Alerting   `yaml:"alerting"`
 	Logs       Logs       `yaml:"logs"`
 	Dashboards Dashboards `yaml:"dashboards"`
+	Tracing    Tracing    `yaml:"tracing"`
 
 	// File is the name the spec was read from, for messages. Not part of the YAML.
 	File string `yaml:"-"`
@@ -373,6 +374,15 @@ type Dashboards struct {
 	UIDPrefix string `yaml:"uidPrefix"`
 	// Datasource is the default Prometheus datasource name.
 	Datasource string `yaml:"datasource"`
+}
+
+// Tracing configures the services' OpenTelemetry traces.
+type Tracing struct {
+	// SampleRatio is the share of new traces sampled, in [0, 1]; children
+	// follow their parent's decision. 0 turns tracing off (no cost on the hot path).
+	SampleRatio float64 `yaml:"sampleRatio"`
+	// OTLPEndpoint, when set, receives spans over OTLP/HTTP (host:port or URL).
+	OTLPEndpoint string `yaml:"otlpEndpoint"`
 }
 
 // D converts a spec duration to a time.Duration.

@@ -78,6 +78,9 @@ func (s *Spec) validate(ix *index) Problems {
 	if !uidRe.MatchString(s.Dashboards.UIDPrefix) || len(s.Dashboards.UIDPrefix) > 24 {
 		v.add("dashboards.uidPrefix", "%q must be 1 to 24 letters, digits, '-' or '_' (Grafana uids are at most 40 characters)", s.Dashboards.UIDPrefix)
 	}
+	if s.Tracing.SampleRatio < 0 || s.Tracing.SampleRatio > 1 {
+		v.add("tracing.sampleRatio", "is %g; the share of traces sampled is in [0, 1] (0 turns tracing off)", s.Tracing.SampleRatio)
+	}
 	if s.Dashboards.Datasource == "" {
 		v.add("dashboards.datasource", "is empty; name the Prometheus datasource the dashboards default to")
 	}
