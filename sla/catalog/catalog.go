@@ -259,13 +259,21 @@ var (
 	}
 )
 
+// extra holds metrics declared in the catalog's other files (one file per
+// area: gateway.go, replication.go, ...), appended by their init functions
+// in file-name order.
+var extra []Metric
+
+// register adds metrics declared outside this file to Produced.
+func register(ms ...Metric) { extra = append(extra, ms...) }
+
 // Produced lists every metric a process of the platform exposes, in
 // documentation order.
 func Produced() []Metric {
-	return []Metric{
+	return append([]Metric{
 		RequestDuration, OrdersCreated, OrderTransitions, ReplicationApplied, ReplicationConflicts, ReplicationBacklog,
 		SyncLag, SyncHeartbeatWritten, SyncHeartbeatApplied, RPOExposure, StreamLagMessages, StreamLagSeconds,
 		ConfigConsistent, VerifyRowsMismatched, ProbeHealthy, ProbeDuration, DrillRTO, DrillRPO,
 		HealthScore, HealthComponentScore, Attainment, ErrorBudgetRemaining, CompositeRatio, BreakerState, RouteWeight,
-	}
+	}, extra...)
 }
