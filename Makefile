@@ -12,6 +12,9 @@ FUZZTIME     ?= 30s
 
 all: build
 
+# make proto / proto-check / proto-tools (pricing's gRPC code).
+include mk/proto.mk
+
 build:
 	$(GO) build -o $(BIN) ./cmd/carpoolsla
 

@@ -2,7 +2,8 @@
 # install.sh installs the real servers the local stack and the tests run, from Debian's packages.
 #
 #   deploy/local/install.sh [server...]     servers: prometheus alertmanager clickhouse redis mariadb
-#                                            nats victoria-metrics, or all (the default)
+#                                            nats victoria-metrics protoc (the protobuf compiler, for
+#                                            make proto), or all (the default)
 #
 # A server whose binaries are already present is left alone; with everything present the script prints
 # nothing and exits 0 at once. Missing packages are installed with apt-get when run as root (apt-get update
@@ -12,7 +13,7 @@
 # Used by `make stack-deps`. Debian 12 (bookworm) package versions: see /work/shared/ENV-FACTS.md.
 set -euo pipefail
 
-ALL_SERVERS=(prometheus alertmanager clickhouse redis mariadb nats victoria-metrics)
+ALL_SERVERS=(prometheus alertmanager clickhouse redis mariadb nats victoria-metrics protoc)
 
 # packages_of SERVER prints the Debian packages of a server.
 packages_of() {
@@ -24,6 +25,7 @@ packages_of() {
 	mariadb) echo mariadb-server ;;
 	nats) echo nats-server ;;
 	victoria-metrics) echo victoria-metrics ;;
+	protoc) echo protobuf-compiler ;;
 	*) return 1 ;;
 	esac
 }
@@ -37,6 +39,7 @@ binaries_of() {
 	redis) echo redis-server redis-cli ;;
 	mariadb) echo mariadbd mariadb-install-db mariadb ;;
 	nats) echo nats-server ;;
+	protoc) echo protoc ;;
 	victoria-metrics) echo victoria-metrics ;;
 	esac
 }
