@@ -67,3 +67,24 @@ func TestGenerateThenCheck(t *testing.T) {
 		t.Fatalf("check on an empty root: exit %d, %s", code, errb.String())
 	}
 }
+
+func TestServicesBadInput(t *testing.T) {
+	cases := map[string]struct {
+		args     []string
+		contains string
+	}{
+		"An unknown region names the valid ones.":    {[]string{"services", "--spec", "../../deploy/sla.yaml", "--region", "mars"}, "use one of sh-a, sh-b, bj-a"},
+		"A peer without a URL says how to write it.": {[]string{"services", "--spec", "../../deploy/sla.yaml", "--region", "sh-a", "--peer", "sh-b"}, "NAME=http://HOST:PORT"},
+		"A peer naming itself is refused.":           {[]string{"services", "--spec", "../../deploy/sla.yaml", "--region", "sh-a", "--peer", "sh-a=http://127.0.0.1:1"}, "another region"},
+		"A region without peers is refused.":         {[]string{"services", "--spec", "../../deploy/sla.yaml", "--region", "sh-a"}, "no --peer given"},
+		"A missing token file is an error.":          {[]string{"services", "--spec", "../../deploy/sla.yaml", "--all", "--admin-token-file", "/nonexistent"}, "--admin-token-file"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(c.args, &out, &errb); code != 1 || !strings.Contains(errb.String(), c.contains) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, errb.String(), c.contains)
+			}
+		})
+	}
+}

@@ -1,0 +1,85 @@
+package region
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/carpoolsla/carpoolsla/sla/spec"
+	"github.com/carpoolsla/carpoolsla/telemetry"
+)
+
+// ClusterConfig configures every region of a spec in one process.
+type ClusterConfig struct {
+	Spec       *spec.Spec
+	AdminToken string
+	RedisAddr  string
+	LogSink    telemetry.LogSink
+	LogLevel   string
+	// BasePort, when set, puts region i's servers on BasePort+10*i+j;
+	// 0 picks free ports.
+	BasePort int
+}
+
+// Cluster is every region of a spec running in one process, each on its
+// own loopback ports, replicating over HTTP as separate processes would.
+type Cluster struct {
+	Regions map[string]*Region
+	order   []string
+}
+
+// NewCluster binds and builds every region.
+func NewCluster(cfg ClusterConfig) (*Cluster, error) {
+	lns := map[string]map[string]net.Listener{}
+	closeAll := func() {
+		for _, m := range lns {
+			for _, l := range m {
+				_ = l.Close()
+			}
+		}
+	}
+	for i, r := range cfg.Spec.Regions {
+		base := 0
+		if cfg.BasePort > 0 {
+			base = cfg.BasePort + 10*i
+		}
+		m, err := Listen(base)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		lns[r.Name] = m
+	}
+	c := &Cluster{Regions: map[string]*Region{}}
+	for _, r := range cfg.Spec.Regions {
+		var peers []Peer
+		for _, p := range cfg.Spec.Regions {
+			if p.Name != r.Name {
+				peers = append(peers, Peer{Name: p.Name, City: p.City, EntryURL: URL(lns[p.Name][Entry])})
+			}
+		}
+		reg, err := New(Config{Spec: cfg.Spec, Name: r.Name, Listeners: lns[r.Name], Peers: peers, AdminToken: cfg.AdminToken,
+			RedisAddr: cfg.RedisAddr, LogSink: cfg.LogSink, LogLevel: cfg.LogLevel})
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("building region %s: %w", r.Name, err)
+		}
+		c.Regions[r.Name] = reg
+		c.order = append(c.order, r.Name)
+	}
+	return c, nil
+}
+
+// Names lists the regions in spec order.
+func (c *Cluster) Names() []string { return append([]string(nil), c.order...) }
+
+// Run runs every region until ctx ends.
+func (c *Cluster) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, r := range c.Regions {
+		g.Go(func() error { return r.Run(ctx) })
+	}
+	return g.Wait()
+}
