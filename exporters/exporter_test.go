@@ -1,0 +1,64 @@
+package exporters
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	vmetrics "github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type fakeScraper struct{ err error }
+
+var fakeDesc = prometheus.NewDesc("carpool_fake_value", "A fake value.", nil, nil)
+
+func (f *fakeScraper) Name() string                        { return "fake" }
+func (f *fakeScraper) Describe(ch chan<- *prometheus.Desc) { ch <- fakeDesc }
+func (f *fakeScraper) Scrape(_ context.Context, ch chan<- prometheus.Metric) error {
+	if f.err != nil {
+		return f.err
+	}
+	ch <- prometheus.MustNewConstMetric(fakeDesc, prometheus.GaugeValue, 7)
+	return nil
+}
+
+func scrape(t *testing.T, reg *prometheus.Registry, sets ...*vmetrics.Set) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	Handler(reg, sets...).ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(w.Body)
+	return string(b)
+}
+
+func TestAFailingBackendShowsAsDownAndRecovers(t *testing.T) {
+	f := &fakeScraper{}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(f, 0, nil))
+	if out := scrape(t, reg); !strings.Contains(out, `carpool_exporter_up{exporter="fake"} 1`) || !strings.Contains(out, "carpool_fake_value 7") {
+		t.Fatalf("healthy scrape:\n%s", out)
+	}
+	f.err = errors.New("connection refused")
+	out := scrape(t, reg)
+	if !strings.Contains(out, `carpool_exporter_up{exporter="fake"} 0`) || !strings.Contains(out, `carpool_exporter_scrape_errors_total{exporter="fake"} 1`) {
+		t.Fatalf("failing scrape:\n%s", out)
+	}
+	f.err = nil
+	if out := scrape(t, reg); !strings.Contains(out, `carpool_exporter_up{exporter="fake"} 1`) || !strings.Contains(out, `carpool_exporter_scrape_errors_total{exporter="fake"} 1`) {
+		t.Fatalf("recovered scrape:\n%s", out)
+	}
+}
+
+func TestHandlerAppendsVictoriaMetricsSets(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(&fakeScraper{}, 0, nil))
+	set := vmetrics.NewSet()
+	set.NewGauge(`carpool_sync_lag_seconds{source_region="a",target_region="b"}`, func() float64 { return 1.5 })
+	out := scrape(t, reg, set)
+	if !strings.Contains(out, "carpool_fake_value 7") || !strings.Contains(out, `carpool_sync_lag_seconds{source_region="a",target_region="b"} 1.5`) {
+		t.Fatalf("combined output:\n%s", out)
+	}
+}
