@@ -41,14 +41,10 @@ type Scraper interface {
 // DefaultScrapeTimeout bounds one scrape of a backend.
 const DefaultScrapeTimeout = 5 * time.Second
 
-var (
-	upDesc       = desc(catalog.ExporterUp)
-	errorsDesc   = desc(catalog.ExporterScrapeErrors)
-	durationDesc = desc(catalog.ExporterScrapeDuration)
-)
-
-func desc(m catalog.Metric) *prometheus.Desc {
-	return prometheus.NewDesc(m.Name, m.Help, m.Labels, nil)
+// desc builds a frame descriptor with the exporter label fixed, so that
+// several exporters' collectors can share one registry.
+func desc(m catalog.Metric, exporter string) *prometheus.Desc {
+	return prometheus.NewDesc(m.Name, m.Help, nil, prometheus.Labels{catalog.LabelExporter: exporter})
 }
 
 // Collector is a prometheus.Collector that runs a Scraper on every
@@ -58,8 +54,10 @@ func desc(m catalog.Metric) *prometheus.Desc {
 type Collector struct {
 	s       Scraper
 	timeout time.Duration
-	log     *slog.Logger
-	now     func() time.Time
+
+	upDesc, errorsDesc, durationDesc *prometheus.Desc
+	log                              *slog.Logger
+	now                              func() time.Time
 
 	mu     sync.Mutex
 	errors float64
@@ -74,14 +72,17 @@ func NewCollector(s Scraper, timeout time.Duration, log *slog.Logger) *Collector
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Collector{s: s, timeout: timeout, log: log.With("exporter", s.Name()), now: time.Now}
+	return &Collector{s: s, timeout: timeout, log: log.With("exporter", s.Name()), now: time.Now,
+		upDesc:       desc(catalog.ExporterUp, s.Name()),
+		errorsDesc:   desc(catalog.ExporterScrapeErrors, s.Name()),
+		durationDesc: desc(catalog.ExporterScrapeDuration, s.Name())}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- upDesc
-	ch <- errorsDesc
-	ch <- durationDesc
+	ch <- c.upDesc
+	ch <- c.errorsDesc
+	ch <- c.durationDesc
 	c.s.Describe(ch)
 }
 
@@ -108,10 +109,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		up = 0
 	}
-	name := c.s.Name()
-	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, name)
-	ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, errs, name)
-	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, took.Seconds(), name)
+	ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(c.errorsDesc, prometheus.CounterValue, errs)
+	ch <- prometheus.MustNewConstMetric(c.durationDesc, prometheus.GaugeValue, took.Seconds())
 }
 
 // LastError is the last scrape's error, nil when it succeeded.

@@ -62,3 +62,29 @@ func TestHandlerAppendsVictoriaMetricsSets(t *testing.T) {
 		t.Fatalf("combined output:\n%s", out)
 	}
 }
+
+type namedScraper struct {
+	fakeScraper
+	name string
+}
+
+func (n *namedScraper) Name() string                        { return n.name }
+func (n *namedScraper) Describe(ch chan<- *prometheus.Desc) {}
+func (n *namedScraper) Scrape(context.Context, chan<- prometheus.Metric) error {
+	return nil
+}
+
+func TestSeveralExportersShareARegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for _, n := range []string{"synclag", "rpo"} {
+		if err := reg.Register(NewCollector(&namedScraper{name: n}, 0, nil)); err != nil {
+			t.Fatalf("registering %s: %v", n, err)
+		}
+	}
+	out := scrape(t, reg)
+	for _, n := range []string{"synclag", "rpo"} {
+		if !strings.Contains(out, `carpool_exporter_up{exporter="`+n+`"} 1`) {
+			t.Errorf("no up for %s:\n%s", n, out)
+		}
+	}
+}
