@@ -2,8 +2,8 @@
 # install.sh installs the real servers the local stack and the tests run, from Debian's packages.
 #
 #   deploy/local/install.sh [server...]     servers: prometheus alertmanager clickhouse redis mariadb
-#                                            nats victoria-metrics protoc (the protobuf compiler, for
-#                                            make proto), or all (the default)
+#                                            postgres nats victoria-metrics protoc (the protobuf compiler,
+#                                            for make proto), or all (the default)
 #
 # A server whose binaries are already present is left alone; with everything present the script prints
 # nothing and exits 0 at once. Missing packages are installed with apt-get when run as root (apt-get update
@@ -13,7 +13,7 @@
 # Used by `make stack-deps`. Debian 12 (bookworm) package versions: see /work/shared/ENV-FACTS.md.
 set -euo pipefail
 
-ALL_SERVERS=(prometheus alertmanager clickhouse redis mariadb nats victoria-metrics protoc)
+ALL_SERVERS=(prometheus alertmanager clickhouse redis mariadb postgres nats victoria-metrics protoc)
 
 # packages_of SERVER prints the Debian packages of a server.
 packages_of() {
@@ -23,6 +23,7 @@ packages_of() {
 	clickhouse) echo clickhouse-server clickhouse-client ;;
 	redis) echo redis-server ;;
 	mariadb) echo mariadb-server ;;
+	postgres) echo postgresql ;;
 	nats) echo nats-server ;;
 	victoria-metrics) echo victoria-metrics ;;
 	protoc) echo protobuf-compiler ;;
@@ -38,15 +39,24 @@ binaries_of() {
 	clickhouse) echo clickhouse-server clickhouse-client ;;
 	redis) echo redis-server redis-cli ;;
 	mariadb) echo mariadbd mariadb-install-db mariadb ;;
+	postgres) echo postgres initdb ;;
 	nats) echo nats-server ;;
 	protoc) echo protoc ;;
 	victoria-metrics) echo victoria-metrics ;;
 	esac
 }
 
-# have BINARY succeeds when a program is on PATH or in an sbin folder a non-root PATH may lack.
+# have BINARY succeeds when a program is on PATH, in an sbin folder a non-root PATH may lack, or in a
+# PostgreSQL version's bin folder (Debian keeps postgres and initdb in /usr/lib/postgresql/15/bin).
 have() {
-	command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]
+	local p
+	if command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]; then
+		return 0
+	fi
+	for p in /usr/lib/postgresql/*/bin/"$1"; do
+		[[ -x $p ]] && return 0
+	done
+	return 1
 }
 
 usage() {

@@ -18,12 +18,18 @@
 #                     19009  interserver HTTP
 #   redis             16379  RESP                      PING answers PONG
 #   mariadb           13306  MySQL, root without password   SELECT 1 over TCP works
+#   postgres          15432  PostgreSQL, superuser carpool, trust, database carpool   SELECT 1 over TCP works
 #   nats              14222  NATS, JetStream on        GET /healthz?js-enabled-only=true on 18222 is 200
 #                     18222  HTTP monitoring
 #   victoria-metrics  18428  HTTP, Prometheus API      GET /health is 200
 #
 # Each server keeps its data, config, pid file and log in $STACK_DIR/<server>/ (default: .stack/ at the
 # repository root, which git ignores). Data survives down/up; remove the folder to start afresh.
+#
+# PostgreSQL refuses to run as root: run as root, the script gives $STACK_DIR/postgres/ to the postgres
+# system user (made by Debian's postgresql package) and runs initdb and postgres as that user, so every
+# folder above $STACK_DIR must be enterable by it. It is stopped with SIGINT (fast shutdown), since its
+# SIGTERM waits for every client to disconnect.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -33,7 +39,7 @@ STACK_DIR=$(cd "$STACK_DIR" && pwd) # servers change folder: every path they get
 READY_TIMEOUT=${READY_TIMEOUT:-60} # seconds a server gets to become ready
 STOP_TIMEOUT=${STOP_TIMEOUT:-30}   # seconds a server gets to exit after SIGTERM
 
-ALL_SERVERS=(prometheus alertmanager clickhouse redis mariadb nats victoria-metrics)
+ALL_SERVERS=(prometheus alertmanager clickhouse redis mariadb postgres nats victoria-metrics)
 
 PROMETHEUS_PORT=19090
 ALERTMANAGER_PORT=19093
@@ -42,6 +48,7 @@ CLICKHOUSE_HTTP_PORT=18123
 CLICKHOUSE_INTERSERVER_PORT=19009
 REDIS_PORT=16379
 MARIADB_PORT=13306
+POSTGRES_PORT=15432
 NATS_PORT=14222
 NATS_MONITOR_PORT=18222
 VICTORIA_METRICS_PORT=18428
@@ -51,10 +58,13 @@ die() {
 	exit 1
 }
 
-# binary NAME prints the path of a program, looking in the sbin folders a non-root PATH may lack.
+# binary NAME prints the path of a program, looking in the sbin folders a non-root PATH may lack and in
+# the bin folders of Debian's PostgreSQL versions (/usr/lib/postgresql/15/bin), the newest first.
 binary() {
-	local p
-	for p in "$(command -v "$1" 2>/dev/null || true)" "/usr/sbin/$1" "/sbin/$1"; do
+	local p pgbins
+	pgbins=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k4,4nr)
+	# shellcheck disable=SC2086 # pgbins is a list of folders without spaces
+	for p in "$(command -v "$1" 2>/dev/null || true)" "/usr/sbin/$1" "/sbin/$1" $(printf "%s/$1 " $pgbins); do
 		if [[ -n $p && -x $p ]]; then
 			echo "$p"
 			return 0
@@ -104,6 +114,11 @@ redis_ok() {
 mariadb_ok() {
 	"$1" --no-defaults --protocol=TCP -h 127.0.0.1 -P "$2" -u root \
 		--connect-timeout=1 -e 'SELECT 1' >/dev/null 2>&1
+}
+
+# postgres_ok PSQL PORT succeeds when SELECT 1 works over TCP as the carpool superuser.
+postgres_ok() {
+	PGCONNECT_TIMEOUT=1 "$1" -X -h 127.0.0.1 -p "$2" -U carpool -d postgres -tAc 'SELECT 1' >/dev/null 2>&1
 }
 
 # alive PID succeeds while a process runs. A process that has exited but not been reaped yet (a zombie:
@@ -178,6 +193,7 @@ address() {
 	clickhouse) echo "tcp://127.0.0.1:$CLICKHOUSE_TCP_PORT http://127.0.0.1:$CLICKHOUSE_HTTP_PORT" ;;
 	redis) echo "redis://127.0.0.1:$REDIS_PORT" ;;
 	mariadb) echo "root@tcp(127.0.0.1:$MARIADB_PORT)/" ;;
+	postgres) echo "postgres://carpool@127.0.0.1:$POSTGRES_PORT/carpool?sslmode=disable" ;;
 	nats) echo "nats://127.0.0.1:$NATS_PORT http://127.0.0.1:$NATS_MONITOR_PORT" ;;
 	victoria-metrics) echo "http://127.0.0.1:$VICTORIA_METRICS_PORT" ;;
 	esac
@@ -190,6 +206,7 @@ ports() {
 	clickhouse) echo "$CLICKHOUSE_TCP_PORT $CLICKHOUSE_HTTP_PORT $CLICKHOUSE_INTERSERVER_PORT" ;;
 	redis) echo "$REDIS_PORT" ;;
 	mariadb) echo "$MARIADB_PORT" ;;
+	postgres) echo "$POSTGRES_PORT" ;;
 	nats) echo "$NATS_PORT $NATS_MONITOR_PORT" ;;
 	victoria-metrics) echo "$VICTORIA_METRICS_PORT" ;;
 	esac
@@ -301,6 +318,39 @@ EOF
 	wait_ready mariadb mariadb_ok "$client" "$MARIADB_PORT"
 }
 
+up_postgres() {
+	local bin initdb psql dir=$STACK_DIR/postgres as=()
+	bin=$(need postgres postgres initdb psql)
+	initdb=$(need postgres initdb)
+	psql=$(need postgres psql)
+	mkdir -p "$dir"
+	if [[ $(id -u) -eq 0 ]]; then
+		id postgres >/dev/null 2>&1 || die "PostgreSQL refuses to run as root and there is no postgres user: run \`make stack-deps\` (deploy/local/install.sh postgres)"
+		chown -R postgres:postgres "$dir"
+		# setpriv execs the server, so the pid launch records is the server's own.
+		as=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+		"${as[@]}" test -w "$dir" ||
+			die "the postgres user cannot write $dir: give it access to every folder above, or set STACK_DIR to a folder it can reach"
+	fi
+	if [[ ! -f $dir/data/PG_VERSION ]]; then
+		rm -rf "$dir/data"
+		(cd "$dir" && LC_ALL=C "${as[@]}" "$initdb" -D "$dir/data" -A trust -U carpool -E UTF8 --locale=C \
+			--no-instructions >"$dir/initdb.log" 2>&1) ||
+			{
+				tail -n 20 "$dir/initdb.log" >&2
+				die "initdb failed; log: $dir/initdb.log"
+			}
+	fi
+	# -k '': no unix socket (its path is limited to 107 bytes); clients use TCP.
+	(cd "$dir" && LC_ALL=C launch postgres "${as[@]}" "$bin" -D "$dir/data" -h 127.0.0.1 -p "$POSTGRES_PORT" -k '')
+	wait_ready postgres postgres_ok "$psql" "$POSTGRES_PORT"
+	if [[ -z $("$psql" -X -h 127.0.0.1 -p "$POSTGRES_PORT" -U carpool -d postgres -tAc \
+		"SELECT 1 FROM pg_database WHERE datname = 'carpool'") ]]; then
+		"$psql" -X -q -h 127.0.0.1 -p "$POSTGRES_PORT" -U carpool -d postgres -c 'CREATE DATABASE carpool' ||
+			die "creating the database carpool failed"
+	fi
+}
+
 up_nats() {
 	local bin dir=$STACK_DIR/nats
 	bin=$(need nats nats-server)
@@ -335,6 +385,14 @@ up() {
 	"up_$server"
 }
 
+# stop_signal SERVER prints the signal that stops a server cleanly without waiting for its clients.
+stop_signal() {
+	case "$1" in
+	postgres) echo INT ;; # SIGTERM is PostgreSQL's smart shutdown: it waits for every client
+	*) echo TERM ;;
+	esac
+}
+
 down() {
 	local server=$1 pid deadline start
 	if ! pid=$(pid_of "$server"); then
@@ -343,7 +401,7 @@ down() {
 		return 0
 	fi
 	start=$(date +%s%N)
-	kill -TERM "$pid" 2>/dev/null || true
+	kill "-$(stop_signal "$server")" "$pid" 2>/dev/null || true
 	deadline=$((SECONDS + STOP_TIMEOUT))
 	while alive "$pid"; do
 		if ((SECONDS >= deadline)); then
