@@ -121,15 +121,20 @@ func (c *Collector) LastError() error {
 	return c.last
 }
 
-// Handler serves /metrics: the registry in the Prometheus text format,
-// followed by each VictoriaMetrics/metrics set.
-func Handler(reg *prometheus.Registry, sets ...*vmetrics.Set) http.Handler {
+// Handler serves /metrics: the gatherer (a registry, or several as
+// prometheus.Gatherers) in the Prometheus text format, followed by each
+// VictoriaMetrics/metrics set. Gathering comes first, so a set refreshed at
+// collection (the sync-lag exporter's) is written fresh.
+func Handler(reg prometheus.Gatherer, sets ...*vmetrics.Set) http.Handler {
 	prom := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	if len(sets) == 0 {
 		return prom
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Header.Del("Accept") // the sets write text format only
+		// The sets write plain text after the registry's output, so the
+		// registry must write plain text too: no OpenMetrics, no gzip.
+		r.Header.Del("Accept")
+		r.Header.Del("Accept-Encoding")
 		prom.ServeHTTP(w, r)
 		for _, s := range sets {
 			s.WritePrometheus(w)

@@ -88,3 +88,16 @@ func TestSeveralExportersShareARegistry(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlerWithSetsNeverCompresses(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	set := vmetrics.NewSet()
+	set.NewGauge(`carpool_x_seconds`, func() float64 { return 1 })
+	r := httptest.NewRequest("GET", "/metrics", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	w := httptest.NewRecorder()
+	Handler(reg, set).ServeHTTP(w, r)
+	if w.Header().Get("Content-Encoding") != "" || !strings.Contains(w.Body.String(), "carpool_x_seconds 1") {
+		t.Fatalf("encoding %q, body %q", w.Header().Get("Content-Encoding"), w.Body.String())
+	}
+}

@@ -88,3 +88,26 @@ func TestServicesBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestExporterBadFlags(t *testing.T) {
+	cases := map[string]struct {
+		args     []string
+		contains string
+	}{
+		"synclag without a backend says which to pick.":     {[]string{"exporter", "synclag"}, "--backend is required"},
+		"streamlag without a region asks for it.":           {[]string{"exporter", "streamlag"}, "--region is required"},
+		"probe without targets asks for name=url.":          {[]string{"exporter", "probe", "--region", "sh-a"}, "name=url"},
+		"verify without DSNs shows their form.":             {[]string{"exporter", "verify"}, "mysql://user:password@host:3306/db"},
+		"rto without region APIs asks for them.":            {[]string{"exporter", "rto"}, "--region-api is required"},
+		"configdrift with one region needs two.":            {[]string{"exporter", "configdrift", "--region-config", "sh-a=/etc/x.yaml"}, "at least two"},
+		"A bad listen address is an error naming the flag.": {[]string{"exporter", "probe", "--region", "sh-a", "--target", "sh-b=http://127.0.0.1:1", "--listen", "nope"}, "--listen"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(c.args, &out, &errb); code != 1 || !strings.Contains(errb.String(), c.contains) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, errb.String(), c.contains)
+			}
+		})
+	}
+}

@@ -7,6 +7,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/carpoolsla/carpoolsla/exporters"
+	"github.com/carpoolsla/carpoolsla/exporters/rpo"
+	"github.com/carpoolsla/carpoolsla/exporters/streamlag"
+	"github.com/carpoolsla/carpoolsla/exporters/synclag"
+
 	"github.com/carpoolsla/carpoolsla/sla/spec"
 	"github.com/carpoolsla/carpoolsla/telemetry"
 )
@@ -69,7 +74,59 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		c.Regions[r.Name] = reg
 		c.order = append(c.order, r.Name)
 	}
+	if err := c.wireExporters(); err != nil {
+		closeAll()
+		return nil, err
+	}
 	return c, nil
+}
+
+// wireExporters puts, on each region entry's /metrics, the exporters that
+// measure that region as a target: sync lag (heartbeats applied from every
+// other region), RPO exposure (writes of every other region not yet applied
+// here) and its driver-stream consumer lag. In one process they read the
+// stores directly; the standalone exporters read real databases.
+func (c *Cluster) wireExporters() error {
+	for _, name := range c.order {
+		r := c.Regions[name]
+		var sources []string
+		var pairs []rpo.Pair
+		for _, src := range c.order {
+			if src != name {
+				sources = append(sources, src)
+				pairs = append(pairs, rpo.Pair{SourceRegion: src, Source: c.Regions[src].Store, TargetRegion: name, Target: r.Store})
+			}
+		}
+		if len(sources) == 0 {
+			continue
+		}
+		sl, err := synclag.NewStoreReader(name, r.Store, sources, nil)
+		if err != nil {
+			return fmt.Errorf("sync-lag exporter for %s: %w", name, err)
+		}
+		if err := r.AddExporter(exporters.NewCollector(sl, 0, r.log), sl.Set()); err != nil {
+			return err
+		}
+		rp, err := rpo.New(rpo.Config{Pairs: pairs})
+		if err != nil {
+			return fmt.Errorf("RPO exporter for %s: %w", name, err)
+		}
+		if err := r.AddExporter(exporters.NewCollector(rp, 0, r.log)); err != nil {
+			return err
+		}
+		gr, err := streamlag.NewGroupReader(name, r.Location.Stream(), r.Location.Group())
+		if err != nil {
+			return fmt.Errorf("stream-lag exporter for %s: %w", name, err)
+		}
+		st, err := streamlag.New(streamlag.Config{Readers: []streamlag.Reader{gr}})
+		if err != nil {
+			return fmt.Errorf("stream-lag exporter for %s: %w", name, err)
+		}
+		if err := r.AddExporter(exporters.NewCollector(st, 0, r.log)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Names lists the regions in spec order.

@@ -263,3 +263,57 @@ func TestClusterOnRedis(t *testing.T) {
 		t.Fatalf("reading the ride back: %v %d %+v", err, code, got)
 	}
 }
+
+// TestEntryExportsSyncLagRPOAndStreamLag checks the exporters wired in
+// process: each region's entry reports sync lag and RPO exposure from every
+// other region, small while replication flows, and growing while it is
+// stalled; and its driver stream's consumer lag.
+func TestEntryExportsSyncLagRPOAndStreamLag(t *testing.T) {
+	c := startCluster(t)
+	scrape := func(region string) string {
+		resp, err := http.Get(c.Regions[region].URLs()[Entry] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	value := func(body, series string) (float64, bool) {
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, series+" ") {
+				var v float64
+				_, err := fmt.Sscan(strings.TrimPrefix(line, series+" "), &v)
+				return v, err == nil
+			}
+		}
+		return 0, false
+	}
+	lagAB := `carpool_sync_lag_seconds{source_region="sh-a",target_region="sh-b"}`
+	realserver.WaitFor(t, 15*time.Second, "small sync lag sh-a→sh-b on sh-b's entry", func() (bool, error) {
+		body := scrape("sh-b")
+		v, ok := value(body, lagAB)
+		if !ok {
+			return false, fmt.Errorf("no %s", lagAB)
+		}
+		for _, want := range []string{`carpool_rpo_exposure_seconds{source_region="sh-a",target_region="sh-b"}`, `carpool_stream_lag_messages{`, `carpool_exporter_up{exporter="synclag"} 1`, `carpool_exporter_up{exporter="rpo"} 1`} {
+			if !strings.Contains(body, want) {
+				return false, fmt.Errorf("no %s", want)
+			}
+		}
+		return v < 1.5, fmt.Errorf("lag %v", v)
+	})
+	// Stall replication into sh-b: the lag from sh-a keeps growing.
+	if err := c.Regions["sh-b"].Faults.Update(func(s *faults.State) { s.ReplicationStalled = true }); err != nil {
+		t.Fatal(err)
+	}
+	realserver.WaitFor(t, 15*time.Second, "sync lag sh-a→sh-b above 2 s while stalled", func() (bool, error) {
+		v, _ := value(scrape("sh-b"), lagAB)
+		return v > 2, fmt.Errorf("lag %v", v)
+	})
+	c.Regions["sh-b"].Faults.Clear()
+	realserver.WaitFor(t, 15*time.Second, "sync lag back under 1.5 s", func() (bool, error) {
+		v, _ := value(scrape("sh-b"), lagAB)
+		return v < 1.5, fmt.Errorf("lag %v", v)
+	})
+}

@@ -20,12 +20,14 @@ import (
 	"strings"
 	"time"
 
+	vmetrics "github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/carpoolsla/carpoolsla/exporters"
 	"github.com/carpoolsla/carpoolsla/services/faults"
 	"github.com/carpoolsla/carpoolsla/services/gateway"
 	"github.com/carpoolsla/carpoolsla/services/hlc"
@@ -134,6 +136,17 @@ type Region struct {
 	Registries map[string]*prometheus.Registry
 	shutdown   []func(context.Context) error
 	log        *slog.Logger
+	entrySets  []*vmetrics.Set
+}
+
+// AddExporter registers an exporter's collector (and its VictoriaMetrics
+// sets) on the region entry's /metrics. Call it before Run.
+func (r *Region) AddExporter(c prometheus.Collector, sets ...*vmetrics.Set) error {
+	if err := r.Registries[Entry].Register(c); err != nil {
+		return fmt.Errorf("region %s: registering an exporter: %w", r.cfg.Name, err)
+	}
+	r.entrySets = append(r.entrySets, sets...)
+	return nil
 }
 
 // URLs returns each server's base URL (pricing's is host:port, gRPC).
@@ -347,8 +360,11 @@ func (r *Region) build() error {
 	gw.Handle("/admin/faults", faults.Handler(r.Faults, cfg.AdminToken))
 	gw.Handle("/", r.Gateway.Handler())
 	r.serve(Gateway, gw)
-	// The pricing server speaks gRPC only: its metrics are served by the entry.
-	entryMetrics := promhttp.HandlerFor(prometheus.Gatherers{r.Registries[Entry], r.Registries[Pricing]}, promhttp.HandlerOpts{EnableOpenMetrics: true})
+	// The pricing server speaks gRPC only: its metrics are served by the
+	// entry, with the region's exporters (AddExporter).
+	entryMetrics := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		exporters.Handler(prometheus.Gatherers{r.Registries[Entry], r.Registries[Pricing]}, r.entrySets...).ServeHTTP(w, req)
+	})
 	entry, err := r.entry(entryMetrics)
 	if err != nil {
 		return err
