@@ -80,11 +80,31 @@ func scanBounds(r Range) (from, to string) {
 	return from, to
 }
 
+// Visitor is a store that can hand records to a callback without copying
+// them (store.Memory's VisitRange); the verifier then scans without
+// allocating per row.
+type Visitor interface {
+	VisitRange(ctx context.Context, table, fromKey, toKey string, fn func(store.Record) bool) error
+}
+
 // scan calls fn on every live record of r in key order until fn returns
-// false, reading page records at a time.
+// false, reading page records at a time (or visiting them in place when the
+// store is a Visitor: fn must then not keep rec.Value).
 func (s *Store) scan(ctx context.Context, table string, r Range, page int, fn func(store.Record) bool) error {
 	from, to := scanBounds(r)
 	if r.HasLo && r.HasHi && to <= from {
+		return nil
+	}
+	if v, ok := s.r.(Visitor); ok {
+		err := v.VisitRange(ctx, table, from, to, func(rec store.Record) bool {
+			if rec.Deleted {
+				return true
+			}
+			return fn(rec)
+		})
+		if err != nil {
+			return fmt.Errorf("scanning %s %s: %w", table, r, err)
+		}
 		return nil
 	}
 	for {

@@ -250,6 +250,33 @@ func (m *Memory) ScanRange(ctx context.Context, tbl, fromKey, toKey string, limi
 	return out, nil
 }
 
+// VisitRange calls fn on the records of tbl whose keys are in
+// [fromKey, toKey) (toKey "" is the end) in key order, under the store's
+// read lock and WITHOUT copying, until fn returns false. fn must not keep
+// rec.Value after it returns nor call the store. It is the copy-free scan
+// for readers that only hash or count, such as the data verifier.
+func (m *Memory) VisitRange(ctx context.Context, tbl, fromKey, toKey string, fn func(rec Record) bool) error {
+	if tbl == "" {
+		return fmt.Errorf("visiting: table: empty: %w", ErrInvalid)
+	}
+	if toKey != "" && toKey <= fromKey {
+		return nil
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t := m.tables[tbl]
+	if t == nil {
+		return nil
+	}
+	t.keys.AscendGreaterOrEqual(&row{key: fromKey}, func(r *row) bool {
+		if toKey != "" && r.key >= toKey {
+			return false
+		}
+		return fn(r.rec)
+	})
+	return nil
+}
+
 // Tables implements Store.
 func (m *Memory) Tables(ctx context.Context) ([]string, error) {
 	m.mu.RLock()
