@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,46 +213,11 @@ func postgresEnv(dir string) []string {
 	return append(env, "HOME="+dir, "LANG=C", "LC_ALL=C")
 }
 
-// startAs is start with the process running under cred (nil: the test's own user). The kernel applies
-// the credentials before the parent-death signal, so the server still dies with the test binary.
+// startAs is start with the process running under cred (nil: the test's own user), in postgresEnv,
+// stopped with stopFast.
 func startAs(t testing.TB, name, dir string, cred *syscall.Credential, bin string, args ...string) *process {
 	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	defer log.Close() // the child has its own descriptor
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = postgresEnv(dir)
-	cmd.Stdout = log
-	cmd.Stderr = log
-	attr := sysProcAttr()
-	if attr == nil {
-		attr = &syscall.SysProcAttr{}
-	}
-	attr.Credential = cred
-	cmd.SysProcAttr = attr
-	p := &process{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	started := make(chan error)
-	go func() {
-		// As in start: Pdeathsig follows the thread that started the child.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	if err := <-started; err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	t.Cleanup(func() { p.stopFast(t) })
-	return p
+	return launch(t, name, dir, launchOptions{env: postgresEnv(dir), cred: cred, fastStop: true}, bin, args...)
 }
 
 // stopFast stops a PostgreSQL server with SIGINT, its fast shutdown, which ends open sessions: SIGTERM

@@ -30,6 +30,20 @@ type process struct {
 // is removed.
 func start(t testing.TB, name, dir, bin string, args ...string) *process {
 	t.Helper()
+	return launch(t, name, dir, launchOptions{}, bin, args...)
+}
+
+// launchOptions are what some servers need beyond start's defaults.
+type launchOptions struct {
+	env      []string            // nil: the test's environment
+	cred     *syscall.Credential // nil: the test's own user
+	fastStop bool                // stop with SIGINT (stopFast) rather than SIGTERM
+}
+
+// launch is start with options. The kernel applies the credentials before the parent-death signal, so
+// a server run as another user still dies with the test binary.
+func launch(t testing.TB, name, dir string, o launchOptions, bin string, args ...string) *process {
+	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -38,9 +52,17 @@ func start(t testing.TB, name, dir, bin string, args ...string) *process {
 	defer log.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	cmd.Env = o.env
 	cmd.Stdout = log
 	cmd.Stderr = log
-	cmd.SysProcAttr = sysProcAttr()
+	attr := sysProcAttr()
+	if o.cred != nil {
+		if attr == nil {
+			attr = &syscall.SysProcAttr{}
+		}
+		attr.Credential = o.cred
+	}
+	cmd.SysProcAttr = attr
 	p := &process{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	started := make(chan error)
 	go func() {
@@ -59,7 +81,11 @@ func start(t testing.TB, name, dir, bin string, args ...string) *process {
 	if err := <-started; err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
-	t.Cleanup(func() { p.stop(t) })
+	if o.fastStop {
+		t.Cleanup(func() { p.stopFast(t) })
+	} else {
+		t.Cleanup(func() { p.stop(t) })
+	}
 	return p
 }
 
