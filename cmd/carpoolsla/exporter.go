@@ -41,78 +41,52 @@ type built struct {
 type exporterKind struct {
 	name, short string
 	// flags registers the kind's flags and returns its builder.
-	flags func(fs *pflag.FlagSet) func(*telemetryLogger) (built, error)
+	flags func(fs *pflag.FlagSet) func(*slog.Logger) (built, error)
 }
 
-type telemetryLogger = slog.Logger
+// kindFlags is what every exporter package's Flags offers.
+type kindFlags[E any] interface {
+	Register(fs *pflag.FlagSet)
+	Build(log *slog.Logger) (E, error)
+}
+
+// kind adapts an exporter package's Flags, and the parts of its built
+// Exporter, to an exporterKind.
+func kind[E any](name, short string, newFlags func() kindFlags[E], parts func(E) built) exporterKind {
+	return exporterKind{name, short, func(fs *pflag.FlagSet) func(*slog.Logger) (built, error) {
+		f := newFlags()
+		f.Register(fs)
+		return func(l *slog.Logger) (built, error) {
+			e, err := f.Build(l)
+			if err != nil {
+				return built{}, err
+			}
+			return parts(e), nil
+		}
+	}}
+}
 
 var exporterKinds = []exporterKind{
-	{"synclag", "cross-region sync lag by the heartbeat method (MySQL/MariaDB, PostgreSQL, Redis)", func(fs *pflag.FlagSet) func(*telemetryLogger) (built, error) {
-		f := &synclag.Flags{}
-		f.Register(fs)
-		return func(l *telemetryLogger) (built, error) {
-			e, err := f.Build(l)
-			if err != nil {
-				return built{}, err
-			}
-			return built{collectors: e.Collectors, sets: e.Sets, run: e.Run}, nil
-		}
-	}},
-	{"streamlag", "consumer-group lag of Redis Streams and NATS JetStream consumers", func(fs *pflag.FlagSet) func(*telemetryLogger) (built, error) {
-		f := &streamlag.Flags{}
-		f.Register(fs)
-		return func(l *telemetryLogger) (built, error) {
-			e, err := f.Build(l)
-			if err != nil {
-				return built{}, err
-			}
-			return built{collectors: e.Collectors, sets: e.Sets, run: e.Run}, nil
-		}
-	}},
-	{"configdrift", "whether every region's normalized configuration hashes the same", func(fs *pflag.FlagSet) func(*telemetryLogger) (built, error) {
-		f := &configdrift.Flags{}
-		f.Register(fs)
-		return func(l *telemetryLogger) (built, error) {
-			e, err := f.Build(l)
-			if err != nil {
-				return built{}, err
-			}
-			return built{collectors: e.Collectors, sets: e.Sets, run: e.Run}, nil
-		}
-	}},
-	{"probe", "health probes (HEAD every interval, N failures = unhealthy) per region and target", func(fs *pflag.FlagSet) func(*telemetryLogger) (built, error) {
-		f := &probe.Flags{}
-		f.Register(fs)
-		return func(l *telemetryLogger) (built, error) {
-			e, err := f.Build(l)
-			if err != nil {
-				return built{}, err
-			}
-			return built{collectors: e.Collectors, sets: e.Sets, run: e.Run}, nil
-		}
-	}},
-	{"verify", "data verifier between two regions' tables (MariaDB/MySQL, PostgreSQL), with optional auto-repair", func(fs *pflag.FlagSet) func(*telemetryLogger) (built, error) {
-		f := &repair.Flags{}
-		f.Register(fs)
-		return func(l *telemetryLogger) (built, error) {
-			e, err := f.Build(l)
-			if err != nil {
-				return built{}, err
-			}
-			return built{collectors: e.Collectors, sets: e.Sets, run: e.Run, admin: e.Admin}, nil
-		}
-	}},
-	{"rto", "synthetic business probe (create and cancel a ride per region every second)", func(fs *pflag.FlagSet) func(*telemetryLogger) (built, error) {
-		f := &rto.Flags{}
-		f.Register(fs)
-		return func(l *telemetryLogger) (built, error) {
-			e, err := f.Build(l)
-			if err != nil {
-				return built{}, err
-			}
-			return built{collectors: e.Collectors, sets: e.Sets, run: e.Run}, nil
-		}
-	}},
+	kind("synclag", "cross-region sync lag by the heartbeat method (MySQL/MariaDB, PostgreSQL, Redis)",
+		func() kindFlags[*synclag.Exporter] { return &synclag.Flags{} },
+		func(e *synclag.Exporter) built { return built{collectors: e.Collectors, sets: e.Sets, run: e.Run} }),
+	kind("streamlag", "consumer-group lag of Redis Streams and NATS JetStream consumers",
+		func() kindFlags[*streamlag.Exporter] { return &streamlag.Flags{} },
+		func(e *streamlag.Exporter) built { return built{collectors: e.Collectors, sets: e.Sets, run: e.Run} }),
+	kind("configdrift", "whether every region's normalized configuration hashes the same",
+		func() kindFlags[*configdrift.Exporter] { return &configdrift.Flags{} },
+		func(e *configdrift.Exporter) built { return built{collectors: e.Collectors, sets: e.Sets, run: e.Run} }),
+	kind("probe", "health probes (HEAD every interval, N failures = unhealthy) per region and target",
+		func() kindFlags[*probe.Exporter] { return &probe.Flags{} },
+		func(e *probe.Exporter) built { return built{collectors: e.Collectors, sets: e.Sets, run: e.Run} }),
+	kind("verify", "data verifier between two regions' tables (MariaDB/MySQL, PostgreSQL), with optional auto-repair",
+		func() kindFlags[*repair.Exporter] { return &repair.Flags{} },
+		func(e *repair.Exporter) built {
+			return built{collectors: e.Collectors, sets: e.Sets, run: e.Run, admin: e.Admin}
+		}),
+	kind("rto", "synthetic business probe (create and cancel a ride per region every second)",
+		func() kindFlags[*rto.Exporter] { return &rto.Flags{} },
+		func(e *rto.Exporter) built { return built{collectors: e.Collectors, sets: e.Sets, run: e.Run} }),
 }
 
 func newExporter(stdout, stderr io.Writer) *cobra.Command {
@@ -131,7 +105,7 @@ scrape duration) and /healthz on --listen. See docs/exporters/.`,
 
 func newExporterKind(k exporterKind, stdout, stderr io.Writer) *cobra.Command {
 	var listen, logLevel string
-	var build func(*telemetryLogger) (built, error)
+	var build func(*slog.Logger) (built, error)
 	cmd := &cobra.Command{
 		Use:   k.name,
 		Short: k.short,
