@@ -1,10 +1,8 @@
 package telemetry
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -164,7 +162,7 @@ func ServerMiddleware(tp trace.TracerProvider, route string, next http.Handler) 
 		if route != "" {
 			span.SetAttributes(semconv.HTTPRoute(route))
 		}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := NewStatusRecorder(w)
 		r2 := r.WithContext(ctx)
 		defer func() {
 			if p := recover(); p != nil {
@@ -177,7 +175,7 @@ func ServerMiddleware(tp trace.TracerProvider, route string, next http.Handler) 
 				span.End()
 				panic(p)
 			}
-			endServerSpan(span, r2, route, sw.code())
+			endServerSpan(span, r2, route, sw.Status())
 		}()
 		next.ServeHTTP(sw, r2)
 	})
@@ -219,51 +217,6 @@ func patternName(method, pattern string) string {
 		}
 	}
 	return method + " " + pattern
-}
-
-// statusWriter records the status code a handler writes.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) code() int {
-	if w.status == 0 {
-		return http.StatusOK
-	}
-	return w.status
-}
-
-// WriteHeader implements http.ResponseWriter.
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Write implements http.ResponseWriter.
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush implements http.Flusher when the underlying writer does.
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Hijack implements http.Hijacker when the underlying writer does.
-func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 // InjectMap returns the W3C trace context of ctx as message keys

@@ -1,20 +1,19 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/carpoolsla/carpoolsla/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -53,9 +52,9 @@ func (g *Gateway) measure(next http.Handler) http.Handler {
 		op := operationOf(r.Method, r.URL.Path)
 		ctx := g.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := g.tracer.Start(ctx, op, trace.WithSpanKind(trace.SpanKindServer))
-		sw := &statusWriter{ResponseWriter: w}
+		sw := telemetry.NewStatusRecorder(w)
 		defer func() {
-			code := sw.status()
+			code := sw.Status()
 			if span.IsRecording() {
 				span.SetAttributes(attribute.Int("http.response.status_code", code),
 					attribute.String("carpool.region", g.cfg.Region))
@@ -364,58 +363,6 @@ func routeTemplate(path string) string {
 		return t + "/" + seg
 	}
 	return t + "/*"
-}
-
-// statusWriter records the status code written; it passes Flush and Hijack
-// (WebSocket upgrades) through.
-type statusWriter struct {
-	http.ResponseWriter
-	code     int
-	hijacked bool
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 && code >= 200 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// Flush implements http.Flusher.
-func (s *statusWriter) Flush() { _ = s.FlushError() }
-
-// FlushError is what http.ResponseController calls to flush.
-func (s *statusWriter) FlushError() error {
-	return http.NewResponseController(s.ResponseWriter).Flush()
-}
-
-// Hijack implements http.Hijacker.
-func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
-	if err == nil {
-		s.hijacked = true
-	}
-	return conn, brw, err
-}
-
-func (s *statusWriter) status() int {
-	switch {
-	case s.code != 0:
-		return s.code
-	case s.hijacked:
-		return http.StatusSwitchingProtocols
-	}
-	return http.StatusOK
 }
 
 // errorBody is the JSON body of every error the gateway itself answers.

@@ -1,7 +1,6 @@
 package order
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/carpoolsla/carpoolsla/sla/catalog"
+	"github.com/carpoolsla/carpoolsla/telemetry"
 )
 
 // op is an API operation; its name is the operation label of
@@ -140,7 +139,7 @@ func (s *Service) Handler() http.Handler { return &s.handler }
 
 // ServeHTTP implements http.Handler.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rw := &respWriter{ResponseWriter: w, rt: route(r)}
+	rw := &respWriter{StatusRecorder: *telemetry.NewStatusRecorder(w), rt: route(r)}
 	tel := h.s.tel
 	if !tel.on {
 		h.inner.ServeHTTP(rw, r)
@@ -157,12 +156,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	h.inner.ServeHTTP(rw, r)
-	if rw.hijacked { // the fault injector dropped the connection: no answer to measure
+	if rw.Hijacked() { // the fault injector dropped the connection: no answer to measure
 		span.SetStatus(codes.Error, "connection dropped (region down)")
 		span.End()
 		return
 	}
-	code := rw.status()
+	code := rw.Status()
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("http.response.status_code", code))
 		if code >= 500 {
@@ -498,48 +497,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// respWriter records the status code; it passes Hijack through so the
-// fault injector can drop connections.
+// respWriter records the status (telemetry.StatusRecorder, which passes
+// Hijack through so the fault injector can drop connections) and carries
+// the request's route to the handlers below.
 type respWriter struct {
-	http.ResponseWriter
-	code     int
-	hijacked bool
-	rt       routed
+	telemetry.StatusRecorder
+	rt routed
 }
-
-func (w *respWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *respWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *respWriter) status() int {
-	if w.code == 0 {
-		return http.StatusOK
-	}
-	return w.code
-}
-
-// Hijack implements http.Hijacker.
-func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := w.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("the underlying ResponseWriter cannot be hijacked")
-	}
-	c, rw, err := hj.Hijack()
-	if err == nil {
-		w.hijacked = true
-	}
-	return c, rw, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,14 +1,12 @@
 package payment
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/carpoolsla/carpoolsla/services/faults"
 	"github.com/carpoolsla/carpoolsla/sla/catalog"
+	"github.com/carpoolsla/carpoolsla/telemetry"
 )
 
 // Handler serves the payment API:
@@ -269,12 +268,12 @@ func (s *Service) instrument(next http.Handler) http.Handler {
 			return
 		}
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w}
+		rec := telemetry.NewStatusRecorder(w)
 		next.ServeHTTP(rec, r)
-		if rec.hijacked {
+		if rec.Hijacked() {
 			return // the region is down: no answer, nothing to observe
 		}
-		s.observe(r.Context(), op, rec.status(), start)
+		s.observe(r.Context(), op, rec.Status(), start)
 	})
 }
 
@@ -320,45 +319,3 @@ func (s *Service) observe(ctx context.Context, op string, code int, start time.T
 	}
 	obs.Observe(v)
 }
-
-// recorder remembers the status written, and lets the fault middleware
-// hijack the connection.
-type recorder struct {
-	http.ResponseWriter
-	code     int
-	hijacked bool
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.code == 0 {
-		r.code = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *recorder) status() int {
-	if r.code == 0 {
-		return http.StatusOK
-	}
-	return r.code
-}
-
-// Hijack implements http.Hijacker for the fault middleware's region-down.
-func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := r.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("the response writer cannot be hijacked")
-	}
-	r.hijacked = true
-	return hj.Hijack()
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
