@@ -66,6 +66,14 @@ func Default() Spec {
 		Logs:       Logs{Retention: dur(180 * day)},
 		Dashboards: Dashboards{UIDPrefix: "carpoolsla", Datasource: "Prometheus"},
 		Tracing:    Tracing{SampleRatio: 0.01},
+		Engine: Engine{
+			Interval:         dur(5 * time.Second),
+			StaleAfter:       dur(time.Minute),
+			RecoveryBlackout: dur(30 * time.Second),
+			ScrapeInterval:   dur(5 * time.Second),
+			Retention:        dur(15 * day),
+		},
+		Credits: []Credit{{Below: 99.9, Percent: 10}, {Below: 99, Percent: 25}, {Below: 95, Percent: 100}},
 	}
 }
 

@@ -68,6 +68,8 @@ type Spec struct {
 	Logs       Logs       `yaml:"logs"`
 	Dashboards Dashboards `yaml:"dashboards"`
 	Tracing    Tracing    `yaml:"tracing"`
+	Engine     Engine     `yaml:"engine"`
+	Credits    []Credit   `yaml:"credits"`
 
 	// File is the name the spec was read from, for messages. Not part of the YAML.
 	File string `yaml:"-"`
@@ -383,6 +385,30 @@ type Tracing struct {
 	SampleRatio float64 `yaml:"sampleRatio"`
 	// OTLPEndpoint, when set, receives spans over OTLP/HTTP (host:port or URL).
 	OTLPEndpoint string `yaml:"otlpEndpoint"`
+}
+
+// Engine configures the SLA engine's loop and its embedded metrics store.
+type Engine struct {
+	// Interval is how often the engine reads its signals and decides.
+	Interval Duration `yaml:"interval"`
+	// StaleAfter bounds how long the engine holds its last decision when a
+	// signal is missing or stale; past it, it alerts (it never trips on absence).
+	StaleAfter Duration `yaml:"staleAfter"`
+	// RecoveryBlackout is how long a region's measured latency is ignored for
+	// its route weight after it comes back (its first samples are not trusted).
+	RecoveryBlackout Duration `yaml:"recoveryBlackout"`
+	// ScrapeInterval is the embedded store's scrape and rule-evaluation interval.
+	ScrapeInterval Duration `yaml:"scrapeInterval"`
+	// Retention is how long the embedded store keeps samples on disk.
+	Retention Duration `yaml:"retention"`
+}
+
+// Credit is one row of the SLA credit table: when a month's attainment is
+// below Below (percent), the customer is owed Percent of that month's fee.
+// The report applies the row with the lowest Below the attainment is under.
+type Credit struct {
+	Below   float64 `yaml:"below"`
+	Percent float64 `yaml:"percent"`
 }
 
 // D converts a spec duration to a time.Duration.

@@ -81,6 +81,8 @@ func (s *Spec) validate(ix *index) Problems {
 	if s.Tracing.SampleRatio < 0 || s.Tracing.SampleRatio > 1 {
 		v.add("tracing.sampleRatio", "is %g; the share of traces sampled is in [0, 1] (0 turns tracing off)", s.Tracing.SampleRatio)
 	}
+	s.validateEngine(v)
+	s.validateCredits(v)
 	if s.Dashboards.Datasource == "" {
 		v.add("dashboards.datasource", "is empty; name the Prometheus datasource the dashboards default to")
 	}
@@ -528,4 +530,53 @@ func (s *Spec) AlertWindows() []time.Duration {
 	}
 	slices.Sort(ws)
 	return slices.Compact(ws)
+}
+
+func (s *Spec) validateEngine(v *validator) {
+	e := s.Engine
+	if e.Interval <= 0 {
+		v.add("engine.interval", "must be positive (the seed decides every 5s)")
+	}
+	if e.StaleAfter < e.Interval {
+		v.add("engine.staleAfter", "is %s, below engine.interval (%s); the engine must hold its last decision for at least one tick", e.StaleAfter, e.Interval)
+	}
+	if e.RecoveryBlackout < 0 {
+		v.add("engine.recoveryBlackout", "is negative; use 0 to trust a recovered region's latency at once")
+	}
+	if e.ScrapeInterval <= 0 {
+		v.add("engine.scrapeInterval", "must be positive (the default scrapes and evaluates rules every 5s)")
+	}
+	if e.Retention < Duration(2*time.Hour) {
+		v.add("engine.retention", "is %s; the embedded store keeps at least 2h of samples (the default is 15d)", e.Retention)
+	}
+}
+
+func (s *Spec) validateCredits(v *validator) {
+	for i, c := range s.Credits {
+		f := fmt.Sprintf("credits[%d]", i)
+		if c.Below <= 0 || c.Below > 100 {
+			v.add(f+".below", "is %g; a credit row applies below an attainment percentage in (0, 100]", c.Below)
+		}
+		if c.Percent <= 0 || c.Percent > 100 {
+			v.add(f+".percent", "is %g; the credit is a percentage of the fee in (0, 100]", c.Percent)
+		}
+		if i > 0 && c.Below >= s.Credits[i-1].Below {
+			v.add(f+".below", "is %g, not below the previous row's %g; list credit rows from the highest bar down", c.Below, s.Credits[i-1].Below)
+		}
+		if i > 0 && c.Percent <= s.Credits[i-1].Percent {
+			v.add(f+".percent", "is %g, not above the previous row's %g; a lower attainment earns a larger credit", c.Percent, s.Credits[i-1].Percent)
+		}
+	}
+}
+
+// CreditFor returns the credit percentage owed for an attainment in percent:
+// the Percent of the lowest row whose Below the attainment is under, or 0.
+func (s *Spec) CreditFor(attainment float64) float64 {
+	credit := 0.0
+	for _, c := range s.Credits {
+		if attainment < c.Below {
+			credit = c.Percent
+		}
+	}
+	return credit
 }
