@@ -71,3 +71,18 @@ type Event struct {
 	Reason string
 	Values map[string]float64
 }
+
+// RouteTable is what the engine pushes to every region's gateway
+// (PUT /admin/routing) and serves for their pull fallback. Its JSON is the
+// gateway's routing table: a version that only grows, and per region a
+// weight (0 when the breaker is open) and a breaker state.
+type RouteTable struct {
+	Version int64                 `json:"version"`
+	Regions map[string]RouteEntry `json:"regions"`
+}
+
+// RouteEntry is one region's row of the RouteTable.
+type RouteEntry struct {
+	Weight  float64      `json:"weight"`
+	Breaker BreakerState `json:"breaker"`
+}
