@@ -179,3 +179,19 @@ func TestValidateInGo(t *testing.T) {
 		t.Fatalf("a spec without regions gave %v", err)
 	}
 }
+
+func TestCreditForAppliesTheLowestMatchingRow(t *testing.T) {
+	s := Default()
+	s.Credits = []Credit{{Below: 99.9, Percent: 10}, {Below: 99, Percent: 25}, {Below: 95, Percent: 100}}
+	for _, c := range []struct {
+		att, want float64
+	}{{100, 0}, {99.9, 0}, {99.89, 10}, {99, 10}, {98.99, 25}, {95, 25}, {94, 100}} {
+		if got := s.CreditFor(c.att); got != c.want {
+			t.Errorf("CreditFor(%g) = %g, want %g", c.att, got, c.want)
+		}
+	}
+	s.Credits = nil
+	if got := s.CreditFor(10); got != 0 {
+		t.Errorf("with no credit table CreditFor(10) = %g, want 0", got)
+	}
+}
