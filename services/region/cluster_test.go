@@ -205,11 +205,12 @@ func TestEveryServerExposesValidMetrics(t *testing.T) {
 	promtool := realserver.Binary(t, "promtool")
 	seedDrivers(t, c, "sh-a", 3)
 	createRide(t, c.Regions["sh-a"].URLs()[Gateway], "sh-a", "rider-m", "key-m")
-	for name, u := range c.Regions["sh-a"].URLs() {
-		if name == Pricing {
-			continue // gRPC; its metrics are served by the entry
-		}
-		resp, err := http.Get(u + "/metrics")
+	targets := c.Regions["sh-a"].MetricsTargets()
+	if len(targets) != len(c.Regions["sh-a"].URLs())-1 {
+		t.Errorf("MetricsTargets lists %d servers, want every server but pricing (gRPC): %v", len(targets), targets)
+	}
+	for name, u := range targets {
+		resp, err := http.Get(u)
 		if err != nil {
 			t.Fatal(err)
 		}

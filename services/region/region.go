@@ -149,6 +149,20 @@ func (r *Region) AddExporter(c prometheus.Collector, sets ...*vmetrics.Set) erro
 	return nil
 }
 
+// MetricsTargets returns the /metrics URL of each of the region's HTTP
+// servers by server name, the scrape targets of a metrics store. The entry's
+// also carries the pricing server's metrics (it speaks gRPC only) and the
+// region's exporters.
+func (r *Region) MetricsTargets() map[string]string {
+	out := map[string]string{}
+	for name, ln := range r.cfg.Listeners {
+		if name != Pricing {
+			out[name] = URL(ln) + "/metrics"
+		}
+	}
+	return out
+}
+
 // URLs returns each server's base URL (pricing's is host:port, gRPC).
 func (r *Region) URLs() map[string]string {
 	out := map[string]string{}
