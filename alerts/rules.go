@@ -139,21 +139,39 @@ var (
 	reqBucket = catalog.RequestDuration.Name + "_bucket"
 )
 
-// goodTotal returns the PromQL of an SLO's bad and total event rates (fn is
-// rate or increase) aggregated by the given clause.
-func badRatio(svc spec.Service, slo spec.SLO, fn, window, by string) string {
+// SLIEvents returns the PromQL of an SLO's good and total events (fn is rate
+// or increase over window) aggregated by the given clause (e.g. " by (region)",
+// or "" for all regions together). The SLI minute rollup and the recording
+// rules share it, so a report counts exactly what the alerts do.
+func SLIEvents(svc spec.Service, slo spec.SLO, fn, window, by string) (good, total string) {
 	m := sloMatchers(svc, slo)
-	total := fmt.Sprintf("sum%s (%s(%s[%s]))", by, fn, selector(reqCount, m...), window)
+	total = fmt.Sprintf("sum%s (%s(%s[%s]))", by, fn, selector(reqCount, m...), window)
 	switch slo.Kind {
 	case spec.KindLatency:
 		le := eq(catalog.LabelLe, catalog.FormatLe(slo.Threshold.Seconds()))
-		good := fmt.Sprintf("sum%s (%s(%s[%s]))", by, fn, selector(reqBucket, append(slices.Clone(m), le)...), window)
-		return fmt.Sprintf("1 - (%s / %s)", good, total)
+		good = fmt.Sprintf("sum%s (%s(%s[%s]))", by, fn, selector(reqBucket, append(slices.Clone(m), le)...), window)
 	default:
-		// A service that never failed has no error series: count it as 0.
-		bad := fmt.Sprintf("sum%s (%s(%s[%s]))", by, fn, selector(reqCount, append(slices.Clone(m), eq(catalog.LabelOutcome, catalog.OutcomeError))...), window)
-		return fmt.Sprintf("(%s or 0 * %s) / %s", bad, total, total)
+		good = fmt.Sprintf("%s - (%s)", total, badEvents(svc, slo, fn, window, by))
 	}
+	return good, total
+}
+
+// badEvents is an availability SLO's bad events. A service that never failed
+// has no error series: count it as 0.
+func badEvents(svc spec.Service, slo spec.SLO, fn, window, by string) string {
+	m := sloMatchers(svc, slo)
+	total := fmt.Sprintf("sum%s (%s(%s[%s]))", by, fn, selector(reqCount, m...), window)
+	bad := fmt.Sprintf("sum%s (%s(%s[%s]))", by, fn, selector(reqCount, append(slices.Clone(m), eq(catalog.LabelOutcome, catalog.OutcomeError))...), window)
+	return fmt.Sprintf("%s or 0 * %s", bad, total)
+}
+
+// badRatio returns the PromQL of an SLO's share of bad events.
+func badRatio(svc spec.Service, slo spec.SLO, fn, window, by string) string {
+	good, total := SLIEvents(svc, slo, fn, window, by)
+	if slo.Kind == spec.KindLatency {
+		return fmt.Sprintf("1 - (%s / %s)", good, total)
+	}
+	return fmt.Sprintf("(%s) / %s", badEvents(svc, slo, fn, window, by), total)
 }
 
 const byRegion = " by (region)"
