@@ -347,13 +347,15 @@ func (b *builder) platformAlerts() {
 	b.rpoAlerts(dr)
 
 	r = b.alert(GroupPlatform, catalog.AlertBreakerOpen,
-		fmt.Sprintf("%s == %d", catalog.BreakerState.Name, catalog.BreakerOpen),
+		fmt.Sprintf("%s == %d unless on () %s == 1", catalog.BreakerState.Name, catalog.BreakerOpen, catalog.EngineDryRun.Name),
 		time.Duration(a.BreakerOpenFor), nil, map[string]string{
 			catalog.AnnotationSummary:     "The circuit breaker of region {{ $labels.region }} is open.",
 			catalog.AnnotationDescription: "The SLA engine opened {{ $labels.region }}'s breaker (trip rule: P99 above " + s.Breaker.Trip.LatencyP99.String() + " or health below " + num(s.Breaker.Trip.Health) + " for " + s.Breaker.Trip.For.String() + ") and shifted its traffic to the other regions.",
 			catalog.AnnotationDashboard:   ov,
 		})
 	b.thresholdCases(r, catalog.BreakerState.Name, map[string]string{catalog.LabelRegion: b.region(0)}, nil, catalog.BreakerOpen, catalog.BreakerClosed)
+
+	b.engineAlerts(ov)
 
 	r = b.alert(GroupPlatform, catalog.AlertTargetDown, `up{job=~"carpool.*"} == 0`, time.Duration(a.TargetDownFor), nil, map[string]string{
 		catalog.AnnotationSummary:     "Scrape target {{ $labels.job }} at {{ $labels.instance }} is down.",
@@ -505,4 +507,41 @@ func (b *builder) drillAlerts(dash string) {
 
 func (b *builder) region(i int) string {
 	return b.s.Regions[i%len(b.s.Regions)].Name
+}
+
+// engineAlerts watches the SLA engine itself and the log pipeline.
+func (b *builder) engineAlerts(ov string) {
+	s := b.s
+	global := map[string]string{catalog.LabelRegion: catalog.GlobalRegion} // these watch the whole platform
+	r := b.alert(GroupPlatform, catalog.AlertEnginePanic, catalog.EnginePanic.Name+" == 1", 0, global, map[string]string{
+		catalog.AnnotationSummary:     "The SLA engine is in panic mode: too many regions are bad to break them.",
+		catalog.AnnotationDescription: "More regions meet the trip rule than breaker.maxBrokenFraction (" + num(s.Breaker.MaxBrokenFraction) + ") allows, or only one region is left serving; the engine keeps them all serving and cannot shift traffic away from the bad ones.",
+		catalog.AnnotationDashboard:   ov,
+	})
+	b.thresholdCases(r, catalog.EnginePanic.Name, map[string]string{}, nil, 1, 0)
+
+	r = b.alert(GroupPlatform, catalog.AlertSignalsStale, catalog.SignalsStale.Name+" == 1", 0, nil, map[string]string{
+		catalog.AnnotationSummary:     "The SLA engine has no fresh signals for region {{ $labels.region }}.",
+		catalog.AnnotationDescription: "No fresh signal for {{ $labels.region }} for longer than engine.staleAfter (" + s.Engine.StaleAfter.String() + "). The engine holds the region's last decision (missing data never trips a breaker).",
+		catalog.AnnotationDashboard:   ov + "?var-region={{ $labels.region }}",
+	})
+	b.thresholdCases(r, catalog.SignalsStale.Name, map[string]string{catalog.LabelRegion: b.region(0)}, nil, 1, 0)
+
+	stall := max(3*time.Duration(s.Engine.Interval), time.Minute)
+	r = b.alert(GroupPlatform, catalog.AlertEngineStalled,
+		fmt.Sprintf(`sum without (outcome) (increase(%s{outcome="ok"}[%s])) == 0`, catalog.EngineTicks.Name, win(stall)), stall, global, map[string]string{
+			catalog.AnnotationSummary:     "The SLA engine has not completed a tick in " + win(stall) + ".",
+			catalog.AnnotationDescription: "No successful engine tick in " + win(stall) + " (it ticks every " + s.Engine.Interval.String() + "): breakers and route weights are frozen at their last values.",
+			catalog.AnnotationDashboard:   ov,
+		})
+	b.counterCases(r, catalog.EngineTicks.Name, map[string]string{"outcome": "ok"}, nil, 0, 12)
+
+	r = b.alert(GroupPlatform, catalog.AlertLogLoss,
+		fmt.Sprintf("sum by (table, reason) (increase(%s[5m])) > 0", catalog.ChsinkLost.Name), 0, global, map[string]string{
+			catalog.AnnotationSummary:     "The log pipeline to ClickHouse dropped {{ $value }} {{ $labels.table }} records in 5m ({{ $labels.reason }}).",
+			catalog.AnnotationDescription: "The write-ahead log reached its bound while ClickHouse was unreachable or slow; records beyond it were dropped and counted. Retention of logs and SLA events (" + s.Logs.Retention.String() + ") has a gap.",
+			catalog.AnnotationDashboard:   ov,
+		})
+	lost := map[string]string{catalog.LabelTable: "logs", catalog.LabelReason: "wal_full"}
+	b.counterCases(r, catalog.ChsinkLost.Name, lost, lost, 10, 0)
 }

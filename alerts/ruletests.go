@@ -109,6 +109,25 @@ func (b *builder) thresholdCases(_ any, metric string, labels, extra map[string]
 	)
 }
 
+// counterCases adds a firing and a silent case for an alert on a counter:
+// the counter grows by fireRate (then quietRate) per minute. The expected
+// value is the increase over 5m, so only increase(…[5m])-style alerts fit
+// (an alert on no increase expects 0).
+func (b *builder) counterCases(_ any, metric string, labels, extra map[string]string, fireRate, quietRate int) {
+	r := b.lastRule()
+	// The expressions aggregate the counter's labels away; extra is what is left.
+	left := map[string]string{}
+	maps.Copy(left, extra)
+	want := expected(r, left, float64(fireRate)*5)
+	b.addCases(
+		alertCase{Name: fmt.Sprintf("%s fires when %s grows by %d a minute", r.Rule.Alert, seriesString(metric, labels), fireRate), Alert: r.Rule.Alert,
+			Series: []inputSeries{{seriesString(metric, labels), counter(fireRate)}},
+			Want:   []expAlert{want}},
+		alertCase{Name: fmt.Sprintf("%s stays silent when %s grows by %d a minute", r.Rule.Alert, seriesString(metric, labels), quietRate), Alert: r.Rule.Alert,
+			Series: []inputSeries{{seriesString(metric, labels), counter(quietRate)}}},
+	)
+}
+
 // requestSeries returns series for an SLO in region whose bad ratio is
 // bad/total per minute.
 func requestSeries(region string, svc spec.Service, slo spec.SLO, bad, total int) []inputSeries {

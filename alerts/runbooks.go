@@ -51,6 +51,26 @@ var guidance = map[string]struct{ Meaning, Causes, Steps string }{
 		Causes:  "the trip rule held: P99 above the trip bar or health below its bar for the trip duration.",
 		Steps:   "1. Read the engine's decision event (reason, inputs) in the SLA report API.\n2. Fix the region; the breaker recovers only after the lower bar holds, then ramps traffic back in steps.\n3. Repeated trips hold the breaker open longer each time, up to the cap.",
 	},
+	catalog.AlertEnginePanic.Name: {
+		Meaning: "More regions met the trip rule than the breaker budget (maxBrokenFraction, never the last serving region) allows, so the engine keeps every region serving and reports panic mode. Users are being served by bad regions.",
+		Causes:  "a shared dependency failing everywhere; a bad deploy rolled to every region; a trip bar set too tight for normal load.",
+		Steps:   "1. Open the status page or GET /api/v1/status: which regions want to trip and why (carpool_breaker_trip_denied).\n2. Look for the common cause across regions (deploys, shared databases, the network).\n3. Do not raise maxBrokenFraction to escape panic mode: breaking most regions overloads the rest.",
+	},
+	catalog.AlertSignalsStale.Name: {
+		Meaning: "The engine has read no fresh signal for the region for longer than engine.staleAfter. It never trips a breaker on missing data, so it keeps the region's last decision without evidence.",
+		Causes:  "the region's scrape targets are down (see ScrapeTargetDown); the metric store is behind or failing queries; the recording rules stopped evaluating.",
+		Steps:   "1. Check the region's targets in the store (up{region=...}).\n2. Check carpool_engine_query_errors_total and the store's rule-evaluation failures.\n3. Until signals return, steer the region by hand through the gateways' PUT /admin/routing if needed.",
+	},
+	catalog.AlertEngineStalled.Name: {
+		Meaning: "carpool_sla_engine_ticks_total{outcome=\"ok\"} has not grown for the alert's window: the engine loop is stuck or failing every tick, so breakers and route weights are frozen at their last values.",
+		Causes:  "every read from the metric store fails or times out; a deadlock or a crash loop in the engine process.",
+		Steps:   "1. Read the engine's logs and carpool_sla_engine_ticks_total{outcome}.\n2. Check the metric store it reads (embedded: its /-/ready; external: the Prometheus URL).\n3. Restart the engine: route tables carry growing versions, so the gateways accept its next push.",
+	},
+	catalog.AlertLogLoss.Name: {
+		Meaning: "The log and event pipeline to ClickHouse dropped records because its write-ahead log on disk reached its bound while ClickHouse was unreachable or too slow.",
+		Causes:  "ClickHouse down for longer than the WAL can cover; a full disk; inserts slower than the log rate.",
+		Steps:   "1. Check ClickHouse (carpool_chsink_insert_failures_total, its /ping and error log).\n2. Check carpool_chsink_wal_bytes against carpool_chsink_wal_limit_bytes and the disk.\n3. Raise the WAL bound or the batch size once ClickHouse is back; the loss count is final.",
+	},
 	catalog.AlertTargetDown.Name: {
 		Meaning: "Prometheus cannot scrape a carpool target or exporter. Whatever it measures is missing from the SLA; the engine holds its last decision until the data is stale, then alerts.",
 		Causes:  "the process is down or restarting; a network or TLS problem; a wrong address after a deploy.",

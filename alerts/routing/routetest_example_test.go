@@ -30,6 +30,10 @@ func ExampleRouteTests() {
 	// DrillRTOAboveObjective (P2) reaches ticket → ticket
 	// DrillRPOAboveObjective (P2) reaches ticket → ticket
 	// DataVerifierMismatch (P2) reaches ticket → ticket
+	// SLAEnginePanicMode (P0) reaches pagerduty → pagerduty
+	// SLAEngineSignalsStale (P1) reaches chat → chat
+	// SLAEngineNotTicking (P1) reaches chat → chat
+	// LogPipelineLosingRecords (P1) reaches chat → chat
 	// An alert without a tier label falls back to ticket → ticket
 	// An unknown tier (P3) falls back to ticket → ticket
 	// Tiers are case-sensitive: tier=p0 does not page and falls back to ticket → ticket

@@ -117,12 +117,21 @@ var (
 		Summary: "The last drill of a scenario lost a longer window of writes than its RPO objective."}
 	AlertVerifier = Alert{Name: "DataVerifierMismatch", Tier: P2, Service: Verifier, SLO: "consistency",
 		Summary: "The data verifier found rows that differ between two regions."}
+	AlertEnginePanic = Alert{Name: "SLAEnginePanicMode", Tier: P0, Service: Platform, SLO: "breaker",
+		Summary: "Too many regions are bad to break them all: the engine serves from every region (panic mode)."}
+	AlertSignalsStale = Alert{Name: "SLAEngineSignalsStale", Tier: P1, Service: Platform, SLO: "signals",
+		Summary: "The SLA engine has had no fresh signals for a region past its staleness bound; it is holding its last decision blind."}
+	AlertEngineStalled = Alert{Name: "SLAEngineNotTicking", Tier: P1, Service: Platform, SLO: "engine",
+		Summary: "The SLA engine has not completed a tick recently: breakers and weights are frozen."}
+	AlertLogLoss = Alert{Name: "LogPipelineLosingRecords", Tier: P1, Service: Platform, SLO: "logs",
+		Summary: "The ClickHouse log pipeline dropped records: its write-ahead log is over its bound."}
 )
 
 // Alerts lists every generated alert.
 func Alerts() []Alert {
 	return []Alert{AlertBurnFast, AlertBurnSlow, AlertSyncLag, AlertRegionDown, AlertErrorRate, AlertRPO, AlertBreakerOpen,
-		AlertTargetDown, AlertHealthLow, AlertCompositeBreached, AlertDrillRTO, AlertDrillRPO, AlertVerifier}
+		AlertTargetDown, AlertHealthLow, AlertCompositeBreached, AlertDrillRTO, AlertDrillRPO, AlertVerifier,
+		AlertEnginePanic, AlertSignalsStale, AlertEngineStalled, AlertLogLoss}
 }
 
 // Inhibition: a page inhibits the ticket of the same SLO and region

@@ -45,10 +45,14 @@ route 'CompositeSLABreached (P2) reaches ticket' 'ticket' 'alertname="CompositeS
 route 'DrillRTOAboveObjective (P2) reaches ticket' 'ticket' 'alertname="DrillRTOAboveObjective"' 'region="sh-a"' 'service="dr"' 'severity="info"' 'slo="rto"' 'team="carpool-sre"' 'tier="P2"'
 route 'DrillRPOAboveObjective (P2) reaches ticket' 'ticket' 'alertname="DrillRPOAboveObjective"' 'region="sh-a"' 'service="dr"' 'severity="info"' 'slo="rpo"' 'team="carpool-sre"' 'tier="P2"'
 route 'DataVerifierMismatch (P2) reaches ticket' 'ticket' 'alertname="DataVerifierMismatch"' 'region="sh-a"' 'service="verifier"' 'severity="info"' 'slo="consistency"' 'team="carpool-sre"' 'tier="P2"'
+route 'SLAEnginePanicMode (P0) reaches pagerduty' 'pagerduty' 'alertname="SLAEnginePanicMode"' 'region="sh-a"' 'service="platform"' 'severity="critical"' 'slo="breaker"' 'team="carpool-sre"' 'tier="P0"'
+route 'SLAEngineSignalsStale (P1) reaches chat' 'chat' 'alertname="SLAEngineSignalsStale"' 'region="sh-a"' 'service="platform"' 'severity="warning"' 'slo="signals"' 'team="carpool-sre"' 'tier="P1"'
+route 'SLAEngineNotTicking (P1) reaches chat' 'chat' 'alertname="SLAEngineNotTicking"' 'region="sh-a"' 'service="platform"' 'severity="warning"' 'slo="engine"' 'team="carpool-sre"' 'tier="P1"'
+route 'LogPipelineLosingRecords (P1) reaches chat' 'chat' 'alertname="LogPipelineLosingRecords"' 'region="sh-a"' 'service="platform"' 'severity="warning"' 'slo="logs"' 'team="carpool-sre"' 'tier="P1"'
 route 'An alert without a tier label falls back to ticket' 'ticket' 'alertname="RegionHealthLow"' 'region="sh-a"' 'service="all"' 'severity="info"' 'slo="health"' 'team="carpool-sre"'
 route 'An unknown tier (P3) falls back to ticket' 'ticket' 'alertname="RegionHealthLow"' 'region="sh-a"' 'service="all"' 'severity="info"' 'slo="health"' 'team="carpool-sre"' 'tier="P3"'
 route 'Tiers are case-sensitive: tier=p0 does not page and falls back to ticket' 'ticket' 'alertname="SyncLagHigh"' 'region="sh-a"' 'service="replication"' 'severity="critical"' 'slo="sync_lag"' 'team="carpool-sre"' 'tier="p0"'
 route 'The tier, not the severity, picks the receiver: P0 with severity=info still reaches pagerduty' 'pagerduty' 'alertname="SyncLagHigh"' 'region="sh-a"' 'service="replication"' 'severity="info"' 'slo="sync_lag"' 'team="carpool-sre"' 'tier="P0"'
 route 'Labels outside the contract (instance, job, source_region) do not change the route of a P1 alert' 'chat' 'alertname="RegionErrorRateHigh"' 'instance="127.0.0.1:9100"' 'job="carpoolsla"' 'region="sh-a"' 'service="all"' 'severity="warning"' 'slo="error_rate"' 'source_region="sh-a"' 'team="carpool-sre"' 'tier="P1"'
 
-echo "all 18 routing cases pass"
+echo "all 22 routing cases pass"
