@@ -62,14 +62,14 @@ const (
 // panic-mode entry or exit, every staleness alert. Values holds the numbers
 // that decided it (p99_seconds, health, ...).
 type Event struct {
-	ID     string // unique, so a replayed event is not counted twice
-	At     time.Time
-	Kind   string // "breaker", "panic", "stale", "weight"
-	Region string
-	From   string
-	To     string
-	Reason string
-	Values map[string]float64
+	ID     string             `json:"id"` // unique, so a replayed event is not counted twice
+	At     time.Time          `json:"at"`
+	Kind   string             `json:"kind"` // "breaker", "panic", "stale", "weight"
+	Region string             `json:"region"`
+	From   string             `json:"from"`
+	To     string             `json:"to"`
+	Reason string             `json:"reason"`
+	Values map[string]float64 `json:"values,omitempty"`
 }
 
 // RouteTable is what the engine pushes to every region's gateway
