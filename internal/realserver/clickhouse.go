@@ -25,6 +25,7 @@ type ClickHouse struct {
 	Dir     string // config.xml, users.xml, data/, log/ and clickhouse.log
 
 	proc *process
+	bin  string // the server binary, kept for Start
 }
 
 // StartClickHouse starts clickhouse-server with a copy of the packaged config whose paths lead into a
@@ -45,6 +46,7 @@ func StartClickHouse(t testing.TB) *ClickHouse {
 		t.Fatalf("starting clickhouse: %v: reinstall it with `make stack-deps` (deploy/local/install.sh clickhouse)", err)
 	}
 	cfg = clickHouseConfig(cfg, dir, tcpPort, httpPort, interserverPort)
+	users = clickHouseUsers(users)
 	if err := writeFiles(dir, map[string][]byte{"config.xml": cfg, "users.xml": users}); err != nil {
 		t.Fatalf("starting clickhouse: %v", err)
 	}
@@ -52,8 +54,16 @@ func StartClickHouse(t testing.TB) *ClickHouse {
 		Addr:    fmt.Sprintf("127.0.0.1:%d", tcpPort),
 		HTTPURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort),
 		Dir:     dir,
+		bin:     bin,
 	}
-	c.proc = start(t, "clickhouse", dir, bin, "--config-file="+filepath.Join(dir, "config.xml"))
+	c.launch(t)
+	return c
+}
+
+// launch starts the server process on c's folder and ports and waits until it is ready.
+func (c *ClickHouse) launch(t testing.TB) {
+	t.Helper()
+	c.proc = start(t, "clickhouse", c.Dir, c.bin, "--config-file="+filepath.Join(c.Dir, "config.xml"))
 	c.proc.waitReady(t, func() error {
 		if err := httpOK(c.HTTPURL + "/ping"); err != nil {
 			return err
@@ -65,7 +75,37 @@ func StartClickHouse(t testing.TB) *ClickHouse {
 		}
 		return conn.Close()
 	})
-	return c
+}
+
+// running reports whether the server process has not exited.
+func (c *ClickHouse) running() bool {
+	select {
+	case <-c.proc.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop stops the server (SIGTERM, then SIGKILL after the stop timeout) and keeps its folder, ports and
+// data, so that Start brings the same server back: an outage in the middle of a test. Stopping a
+// stopped server fails the test. The test's cleanup later notes that the process had already exited.
+func (c *ClickHouse) Stop(t testing.TB) {
+	t.Helper()
+	if !c.running() {
+		t.Fatal("stopping clickhouse: it is not running; Start it first")
+	}
+	c.proc.stop(t)
+}
+
+// Start starts a server that Stop stopped, on the same ports with the same data, and returns once it is
+// ready. Starting a running server fails the test.
+func (c *ClickHouse) Start(t testing.TB) {
+	t.Helper()
+	if c.running() {
+		t.Fatal("starting clickhouse: it is running already; Stop it first")
+	}
+	c.launch(t)
 }
 
 var (
@@ -85,6 +125,21 @@ func clickHouseConfig(cfg []byte, dir string, tcpPort, httpPort, interserverPort
 	s = clickHouseHTTPPort.ReplaceAllString(s, fmt.Sprintf("<http_port>%d</http_port>", httpPort))
 	s = clickHouseInterserverPort.ReplaceAllString(s,
 		fmt.Sprintf("<interserver_http_port>%d</interserver_http_port>", interserverPort))
+	return []byte(s)
+}
+
+// clickHouseUsers rewrites the packaged users.xml: the default profile's poll_interval drops from 10 s
+// to 1 s. A native-protocol connection (clickhouse-go's pool keeps them) is polled for data that long
+// before the server notices a SIGTERM, so with the default a stop waits out 10 s and is killed; Stop
+// and the test's cleanup then take a second.
+func clickHouseUsers(users []byte) []byte {
+	s := string(users)
+	if i := strings.Index(s, "<profiles>"); i >= 0 {
+		if j := strings.Index(s[i:], "<default>"); j >= 0 {
+			at := i + j + len("<default>")
+			s = s[:at] + "\n            <poll_interval>1</poll_interval>" + s[at:]
+		}
+	}
 	return []byte(s)
 }
 

@@ -59,3 +59,57 @@ func TestClickHouseConfig(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestClickHouseStopAndStartKeepTheData(t *testing.T) {
+	t.Parallel()
+	c := StartClickHouse(t)
+	c.Query(t, "CREATE TABLE kept (n UInt32) ENGINE = MergeTree ORDER BY n")
+	c.Query(t, "INSERT INTO kept VALUES (1), (2)")
+	c.Stop(t)
+	if err := httpOK(c.HTTPURL + "/ping"); err == nil {
+		t.Fatal("a stopped server still answers /ping")
+	}
+	msg := failure(t, func(tb testing.TB) { c.Stop(tb) })
+	if !strings.Contains(msg, "not running") {
+		t.Errorf("stopping a stopped server failed with %q", msg)
+	}
+	c.Start(t)
+	if got := c.Query(t, "SELECT count() FROM kept"); got != "2\n" {
+		t.Errorf("after a restart the table holds %q rows, want 2", got)
+	}
+	msg = failure(t, func(tb testing.TB) { c.Start(tb) })
+	if !strings.Contains(msg, "running already") {
+		t.Errorf("starting a running server failed with %q", msg)
+	}
+}
+
+func TestClickHouseUsersPollsEverySecond(t *testing.T) {
+	in := `<yandex>
+    <profiles>
+        <default>
+            <max_memory_usage>10000000000</max_memory_usage>
+        </default>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+        </default>
+    </users>
+</yandex>`
+	want := `<yandex>
+    <profiles>
+        <default>
+            <poll_interval>1</poll_interval>
+            <max_memory_usage>10000000000</max_memory_usage>
+        </default>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+        </default>
+    </users>
+</yandex>`
+	if got := string(clickHouseUsers([]byte(in))); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
