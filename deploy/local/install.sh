@@ -3,7 +3,8 @@
 #
 #   deploy/local/install.sh [server...]     servers: prometheus alertmanager clickhouse redis mariadb
 #                                            postgres nats victoria-metrics protoc (the protobuf compiler,
-#                                            for make proto), or all (the default)
+#                                            for make proto) chromium (headless, for the status page's
+#                                            browser tests), or all (the default)
 #
 # A server whose binaries are already present is left alone; with everything present the script prints
 # nothing and exits 0 at once. Missing packages are installed with apt-get when run as root (apt-get update
@@ -13,7 +14,7 @@
 # Used by `make stack-deps`. Debian 12 (bookworm) package versions: see /work/shared/ENV-FACTS.md.
 set -euo pipefail
 
-ALL_SERVERS=(prometheus alertmanager clickhouse redis mariadb postgres nats victoria-metrics protoc)
+ALL_SERVERS=(prometheus alertmanager clickhouse redis mariadb postgres nats victoria-metrics protoc chromium)
 
 # packages_of SERVER prints the Debian packages of a server.
 packages_of() {
@@ -27,6 +28,7 @@ packages_of() {
 	nats) echo nats-server ;;
 	victoria-metrics) echo victoria-metrics ;;
 	protoc) echo protobuf-compiler ;;
+	chromium) echo chromium ;;
 	*) return 1 ;;
 	esac
 }
@@ -42,6 +44,7 @@ binaries_of() {
 	postgres) echo postgres initdb ;;
 	nats) echo nats-server ;;
 	protoc) echo protoc ;;
+	chromium) echo chromium ;;
 	victoria-metrics) echo victoria-metrics ;;
 	esac
 }
