@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,6 +173,12 @@ func MetricsDoc() []byte {
 	section("Services", by[catalog.Services])
 	section("Exporters", by[catalog.Exporters])
 	section("SLA engine", by[catalog.Engine])
+	section("Load generator (pushed with --push-url)", by[catalog.Loadgen])
+	for _, p := range slices.Sorted(maps.Keys(by)) {
+		if p != catalog.Services && p != catalog.Exporters && p != catalog.Engine && p != catalog.Loadgen {
+			section(string(p), by[p]) // a producer added later still gets documented
+		}
+	}
 	section("Recorded by the generated rules", catalog.RecordedSeries())
 	b.WriteString("Recording rules follow `level:metric:operations`. Every recorded SLO series also exists with `region=\"global\"`, computed from all regions' events together (traffic-weighted).\n\n")
 	b.WriteString("## Alerts\n\n| alert | tier | severity | receiver |\n|---|---|---|---|\n")

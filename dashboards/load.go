@@ -8,10 +8,10 @@ import (
 	"github.com/carpoolsla/carpoolsla/sla/spec"
 )
 
-// loadgenNote says where the load generator's own metrics will go.
+// loadgenNote says where the load generator's own metrics are.
 const loadgenNote = "Server-side view, from the services' own metrics. The load generator's client-side metrics " +
-	"(offered and achieved rate, client-observed latency, dropped requests) are not in the metric catalog yet; " +
-	"they arrive with the loadgen metrics issue, and this dashboard gains a client row then."
+	"(carpool_loadgen_*: scheduled, achieved and dropped iterations, latency from the intended start) reach a " +
+	"Prometheus-compatible store when `carpoolsla loadgen --push-url` is given; see docs/loadgen.md."
 
 func load(s *spec.Spec) board {
 	count := catalog.RequestDuration.Name + "_count"

@@ -50,7 +50,8 @@ with their unit tests, Alertmanager routing to PagerDuty, Grafana dashboards and
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newValidate(stdout, stderr), newGenerate(stdout, stderr), newServices(stdout, stderr), newExporter(stdout, stderr))
+	root.AddCommand(newValidate(stdout, stderr), newGenerate(stdout, stderr), newServices(stdout, stderr), newExporter(stdout, stderr),
+		newLoadgen(stdout, stderr))
 	return root
 }
 

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package loadgen
+
+func newPreciseTimer() sleeper { return runtimeTimer{} }
