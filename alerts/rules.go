@@ -134,6 +134,9 @@ const (
 	DashDR       = "dr"
 )
 
+// gatewayService is the service label of the gateways' own request metrics.
+const gatewayService = "gateway"
+
 var (
 	reqCount  = catalog.RequestDuration.Name + "_count"
 	reqBucket = catalog.RequestDuration.Name + "_bucket"
@@ -214,9 +217,13 @@ func (b *builder) recording() {
 	}
 	b.record(catalog.CompositeMet.Name, met, nil)
 
-	errs := selector(reqCount, eq(catalog.LabelOutcome, catalog.OutcomeError))
-	b.record(catalog.RegionErrorRatio.Name, fmt.Sprintf("sum by (region) (rate(%s[1m])) / sum by (region) (rate(%s[1m]))", errs, reqCount), nil)
-	b.record(catalog.RegionLatencyP99.Name, fmt.Sprintf("histogram_quantile(0.99, sum by (region, le) (rate(%s[1m])))", reqBucket), nil)
+	// A gateway labels a request with its own region whichever region served
+	// it, so the region figures count the services' requests only: one slow
+	// region must not raise every region's P99.
+	notGateway := ne(catalog.LabelService, gatewayService)
+	errs := selector(reqCount, eq(catalog.LabelOutcome, catalog.OutcomeError), notGateway)
+	b.record(catalog.RegionErrorRatio.Name, fmt.Sprintf("sum by (region) (rate(%s[1m])) / sum by (region) (rate(%s[1m]))", errs, selector(reqCount, notGateway)), nil)
+	b.record(catalog.RegionLatencyP99.Name, fmt.Sprintf("histogram_quantile(0.99, sum by (region, le) (rate(%s[1m])))", selector(reqBucket, notGateway)), nil)
 }
 
 // serviceAttainmentExpr is the product of a service's SLO attainments,

@@ -50,12 +50,12 @@ var (
 	}
 	RegionErrorRatio = Metric{
 		Name: "carpool:region_errors:ratio_rate1m", Type: Recorded, Unit: "ratio", Producer: Rules,
-		Help:   "Share of a region's requests, all services, that failed server-side over the last minute.",
+		Help:   "Share of a region's requests, all services but the gateways (which label requests with their own region whichever served them), that failed server-side over the last minute.",
 		Labels: []string{LabelRegion},
 	}
 	RegionLatencyP99 = Metric{
 		Name: "carpool:request_duration_seconds:p99_rate1m", Type: Recorded, Unit: "seconds", Producer: Rules,
-		Help:   "99th percentile request duration of a region, all services, over the last minute (the breaker's trip input).",
+		Help:   "99th percentile request duration of a region, all services but the gateways, over the last minute.",
 		Labels: []string{LabelRegion},
 	}
 )
