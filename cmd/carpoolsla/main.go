@@ -51,7 +51,7 @@ with their unit tests, Alertmanager routing to PagerDuty, Grafana dashboards and
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newValidate(stdout, stderr), newGenerate(stdout, stderr), newServices(stdout, stderr), newExporter(stdout, stderr),
-		newLoadgen(stdout, stderr))
+		newLoadgen(stdout, stderr), newEngine(stdout, stderr))
 	return root
 }
 
