@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/carpoolsla/carpoolsla/exporters"
+	"github.com/carpoolsla/carpoolsla/exporters/configdrift"
 	"github.com/carpoolsla/carpoolsla/exporters/rpo"
 	"github.com/carpoolsla/carpoolsla/exporters/streamlag"
 	"github.com/carpoolsla/carpoolsla/exporters/synclag"
@@ -87,6 +88,25 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 // here) and its driver-stream consumer lag. In one process they read the
 // stores directly; the standalone exporters read real databases.
 func (c *Cluster) wireExporters() error {
+	// Every region's running configuration, compared across regions. Each
+	// region exports the comparison, so any region's scrape carries it.
+	drift := configdrift.Set{Source: "services"}
+	for _, name := range c.order {
+		r := c.Regions[name]
+		drift.Regions = append(drift.Regions, configdrift.Region{Name: name, Fetcher: configdrift.FetcherFunc(func(context.Context) ([]byte, error) { return r.RunningConfig() })})
+	}
+	for _, name := range c.order {
+		if len(drift.Regions) < 2 {
+			break
+		}
+		cd, err := configdrift.New(configdrift.Config{Sets: []configdrift.Set{drift}})
+		if err != nil {
+			return fmt.Errorf("config-drift exporter for %s: %w", name, err)
+		}
+		if err := c.Regions[name].AddExporter(exporters.NewCollector(cd, 0, c.Regions[name].log)); err != nil {
+			return err
+		}
+	}
 	for _, name := range c.order {
 		r := c.Regions[name]
 		var sources []string

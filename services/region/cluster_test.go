@@ -297,7 +297,8 @@ func TestEntryExportsSyncLagRPOAndStreamLag(t *testing.T) {
 		if !ok {
 			return false, fmt.Errorf("no %s", lagAB)
 		}
-		for _, want := range []string{`carpool_rpo_exposure_seconds{source_region="sh-a",target_region="sh-b"}`, `carpool_stream_lag_messages{`, `carpool_exporter_up{exporter="synclag"} 1`, `carpool_exporter_up{exporter="rpo"} 1`} {
+		for _, want := range []string{`carpool_rpo_exposure_seconds{source_region="sh-a",target_region="sh-b"}`, `carpool_stream_lag_messages{`, `carpool_exporter_up{exporter="synclag"} 1`, `carpool_exporter_up{exporter="rpo"} 1`,
+			`carpool_config_consistent{source="services"} 1`} {
 			if !strings.Contains(body, want) {
 				return false, fmt.Errorf("no %s", want)
 			}

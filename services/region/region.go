@@ -9,6 +9,7 @@ package region
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -147,6 +148,17 @@ func (r *Region) AddExporter(c prometheus.Collector, sets ...*vmetrics.Set) erro
 	}
 	r.entrySets = append(r.entrySets, sets...)
 	return nil
+}
+
+// RunningConfig returns the configuration the region runs with, as JSON:
+// the spec it was started from (its SLOs, routing, breaker and health
+// settings) and its fault-free service settings. Regions started from
+// different specs differ here, which the config-drift exporter reports.
+func (r *Region) RunningConfig() ([]byte, error) {
+	return json.Marshal(struct {
+		Spec  *spec.Spec `json:"spec"`
+		Peers int        `json:"peers"`
+	}{r.cfg.Spec, len(r.cfg.Peers)})
 }
 
 // MetricsTargets returns the /metrics URL of each of the region's HTTP
