@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 
 	"github.com/carpoolsla/carpoolsla/internal/realserver"
@@ -234,5 +236,44 @@ func TestRunbooksCoverEveryAlert(t *testing.T) {
 		if !strings.Contains(string(b), "## First steps") || !strings.Contains(string(b), "```promql") {
 			t.Errorf("runbook of %s lacks steps or rules", a.Name)
 		}
+	}
+}
+
+// TestLongWindowsAreRecordedInTheSlowGroup keeps the per-tick rule cost
+// bounded: no rule of the default-interval recording group reads a range
+// longer than LongWindow, and the long group has its own interval.
+func TestLongWindowsAreRecordedInTheSlowGroup(t *testing.T) {
+	set, err := Build(shippedSpec(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, g := range set.Groups {
+		found[g.Name] = true
+		for _, r := range g.Rules {
+			if r.Record == "" {
+				continue
+			}
+			expr, err := promqlParser.ParseExpr(r.Expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			longest := time.Duration(0)
+			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+				if m, ok := n.(*parser.MatrixSelector); ok {
+					longest = max(longest, m.Range)
+				}
+				return nil
+			})
+			if g.Name == GroupRecording && longest > LongWindow {
+				t.Errorf("%s reads a %s range in %s, which is evaluated every scrape interval", r.Record, longest, g.Name)
+			}
+		}
+		if g.Name == GroupRecordingLong && time.Duration(g.Interval) != LongInterval {
+			t.Errorf("%s has interval %s, want %s", g.Name, time.Duration(g.Interval), LongInterval)
+		}
+	}
+	if !found[GroupRecordingLong] {
+		t.Error("the shipped spec's 30-day SLO windows produced no long recording group")
 	}
 }

@@ -22,8 +22,20 @@ import (
 // Group names of the generated rules.
 const (
 	GroupRecording = "carpool-sla-recording"
-	GroupSLOAlerts = "carpool-slo-alerts"
-	GroupPlatform  = "carpool-platform-alerts"
+	// GroupRecordingLong holds the series over windows longer than
+	// LongWindow (the SLO-window attainment, long burn-rate windows and what
+	// is built on them), evaluated every LongInterval: their cost grows with
+	// the window's samples, and a minute-old 30-day attainment is as good.
+	GroupRecordingLong = "carpool-sla-recording-long"
+	GroupSLOAlerts     = "carpool-slo-alerts"
+	GroupPlatform      = "carpool-platform-alerts"
+)
+
+// Windows longer than LongWindow are recorded in GroupRecordingLong, every
+// LongInterval.
+const (
+	LongWindow   = time.Hour
+	LongInterval = time.Minute
 )
 
 // regionDownFor is how long no prober may see a region healthy before
@@ -82,10 +94,27 @@ func (b *builder) group(name string) *rulefmt.RuleGroup {
 }
 
 func (b *builder) record(name, expr string, labels map[string]string) {
+	b.recordIn(GroupRecording, name, expr, labels)
+}
+
+// recordOver records a series over window: in GroupRecordingLong when the
+// window is longer than LongWindow.
+func (b *builder) recordOver(window time.Duration, name, expr string, labels map[string]string) {
+	if window > LongWindow {
+		b.recordIn(GroupRecordingLong, name, expr, labels)
+		return
+	}
+	b.recordIn(GroupRecording, name, expr, labels)
+}
+
+func (b *builder) recordIn(group, name, expr string, labels map[string]string) {
 	if b.err == nil {
 		b.err = checkExpr("recording rule "+name, expr)
 	}
-	g := b.group(GroupRecording)
+	g := b.group(group)
+	if group == GroupRecordingLong {
+		g.Interval = model.Duration(LongInterval)
+	}
 	g.Rules = append(g.Rules, rulefmt.Rule{Record: name, Expr: expr, Labels: labels})
 }
 
@@ -189,33 +218,37 @@ func sloLabels(svc spec.Service, slo spec.SLO, extra ...string) map[string]strin
 
 func (b *builder) recording() {
 	s := b.s
+	var longest time.Duration // the longest SLO window
 	for _, svc := range s.Services {
 		for _, slo := range svc.SLOs {
 			for _, w := range s.AlertWindows() {
 				name := catalog.SLIErrorRatioName(win(w))
-				b.record(name, badRatio(svc, slo, "rate", win(w), byRegion), sloLabels(svc, slo))
-				b.record(name, badRatio(svc, slo, "rate", win(w), ""), sloLabels(svc, slo, catalog.LabelRegion, catalog.GlobalRegion))
+				b.recordOver(w, name, badRatio(svc, slo, "rate", win(w), byRegion), sloLabels(svc, slo))
+				b.recordOver(w, name, badRatio(svc, slo, "rate", win(w), ""), sloLabels(svc, slo, catalog.LabelRegion, catalog.GlobalRegion))
 			}
-			window := win(time.Duration(slo.Window))
-			b.record(catalog.SLOAttainment.Name, "1 - ("+badRatio(svc, slo, "increase", window, byRegion)+")", sloLabels(svc, slo))
-			b.record(catalog.SLOAttainment.Name, "1 - ("+badRatio(svc, slo, "increase", window, "")+")", sloLabels(svc, slo, catalog.LabelRegion, catalog.GlobalRegion))
+			sw := time.Duration(slo.Window)
+			longest = max(longest, sw)
+			window := win(sw)
+			b.recordOver(sw, catalog.SLOAttainment.Name, "1 - ("+badRatio(svc, slo, "increase", window, byRegion)+")", sloLabels(svc, slo))
+			b.recordOver(sw, catalog.SLOAttainment.Name, "1 - ("+badRatio(svc, slo, "increase", window, "")+")", sloLabels(svc, slo, catalog.LabelRegion, catalog.GlobalRegion))
 			att := selector(catalog.SLOAttainment.Name, eq(catalog.LabelService, svc.Name), eq(catalog.LabelSLO, slo.Name))
-			b.record(catalog.SLOErrorBudgetRemaining.Name, fmt.Sprintf("1 - (1 - %s) / %s", att, num(budget(slo.Objective))), sloLabels(svc, slo))
+			b.recordOver(sw, catalog.SLOErrorBudgetRemaining.Name, fmt.Sprintf("1 - (1 - %s) / %s", att, num(budget(slo.Objective))), sloLabels(svc, slo))
 		}
 	}
+	// What is built on the attainments follows them, in evaluation order.
 	for _, svc := range s.Services {
-		b.record(catalog.ServiceAttainment.Name, serviceAttainmentExpr(svc), map[string]string{catalog.LabelService: svc.Name})
+		b.recordOver(longest, catalog.ServiceAttainment.Name, serviceAttainmentExpr(svc), map[string]string{catalog.LabelService: svc.Name})
 	}
-	b.record(catalog.CompositeSLA.Name, compositeExpr(s), nil)
+	b.recordOver(longest, catalog.CompositeSLA.Name, compositeExpr(s), nil)
 	keyExpr, hasKeys := keyBreachedExpr(s)
 	if hasKeys {
-		b.record(catalog.KeySLOBreached.Name, keyExpr, nil)
+		b.recordOver(longest, catalog.KeySLOBreached.Name, keyExpr, nil)
 	}
 	met := fmt.Sprintf("%s >= bool %s", catalog.CompositeSLA.Name, num(s.Composite.Objective/100))
 	if hasKeys {
 		met = fmt.Sprintf("(%s) * on (region) (%s == bool 0)", met, catalog.KeySLOBreached.Name)
 	}
-	b.record(catalog.CompositeMet.Name, met, nil)
+	b.recordOver(longest, catalog.CompositeMet.Name, met, nil)
 
 	// A gateway labels a request with its own region whichever region served
 	// it, so the region figures count the services' requests only: one slow
