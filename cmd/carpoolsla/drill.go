@@ -121,6 +121,7 @@ func newDrill(stdout, stderr io.Writer) *cobra.Command {
 		urls                               drillURLs
 		scenario, regionName, city, value  string
 		engineURL, out, push, faultAt, lvl string
+		clickhouseAddr                     string
 		rate                               float64
 		duration, baseline, settle         time.Duration
 		maxWait, recoverTimeout, poll      time.Duration
@@ -189,11 +190,21 @@ Exit codes: 0 every objective met, 1 an objective missed, 2 bad flags, 3 not mea
 			if err != nil {
 				return err
 			}
+			var recorder drill.Recorder
+			if clickhouseAddr != "" {
+				rec, err := openRecords(cmd.Context(), clickhouseAddr, time.Duration(s.Logs.Retention))
+				if err != nil {
+					fmt.Fprintln(stderr, err)
+					return exitError{drillExitUsage}
+				}
+				defer rec.Close()
+				recorder = rec
+			}
 			r, err := drill.New(drill.Config{
 				Spec: s, Scenario: scenario, Region: regionName, City: city, Value: value,
 				Target: drill.Target{Regions: targets, Engine: engineURL, Token: token},
 				Rate:   rate, Hold: duration, Baseline: baseline, Settle: settle, MaxWait: maxWait, RecoverTimeout: recoverTimeout, Poll: poll,
-				External: external, FaultAt: at, Log: log, Metrics: drills,
+				External: external, FaultAt: at, Log: log, Metrics: drills, Recorder: recorder,
 			})
 			if err != nil {
 				fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), "configuring the drill: "))
@@ -251,6 +262,7 @@ Exit codes: 0 every objective met, 1 an objective missed, 2 bad flags, 3 not mea
 	f.StringVar(&push, "push", "", "push the drill metrics (carpool_drill_*) in the Prometheus text format to this URL, e.g. VictoriaMetrics' /api/v1/import/prometheus")
 	f.BoolVar(&external, "external-fault", false, "inject nothing: measure a fault injected by Chaos Mesh (deploy/k8s/chaos); T0 is --fault-at or the first failure seen")
 	f.StringVar(&faultAt, "fault-at", "", "with --external-fault: the fault's time, RFC 3339")
+	f.StringVar(&clickhouseAddr, "clickhouse", "", "record the result in ClickHouse's drill_results at this native address (host:port)")
 	f.StringVar(&lvl, "log-level", "warn", "log level of the drill's progress on stderr: debug, info, warn or error")
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/carpoolsla/carpoolsla/loadgen"
 	"github.com/carpoolsla/carpoolsla/loadgen/scenario"
+	"github.com/carpoolsla/carpoolsla/sla/spec"
 )
 
 // Exit codes of `carpoolsla loadgen`, as k6's.
@@ -34,6 +35,7 @@ type loadgenHooks struct {
 
 type loadgenFlags struct {
 	target, ramp, mix, pushURL, locationURL, center, runID string
+	clickhouse                                             string
 	rate, spread                                           float64
 	duration, timeout, grace, pushInterval                 time.Duration
 	workers, maxWorkers, maxConns, drivers                 int
@@ -101,6 +103,7 @@ Exit codes: 0 every threshold held, 99 a threshold failed, 2 usage error, 1 the 
 	fl.Float64Var(&f.spread, "spread", 0.01, "how far from --center points fall, degrees")
 	fl.IntVar(&f.drivers, "drivers", 100, "driver connections the drivers scenario holds")
 	fl.StringVar(&f.runID, "run-id", "", "run id in metrics, records and rider ids (default random)")
+	fl.StringVar(&f.clickhouse, "clickhouse", "", "record the run in ClickHouse's load_runs at this native address (host:port)")
 	cmd.AddCommand(newLoadgenMerge(stdout, stderr))
 	return cmd
 }
@@ -123,6 +126,14 @@ func runLoadgen(cmd *cobra.Command, f loadgenFlags, stdout, stderr io.Writer, ho
 	mix, err := loadgen.ParseMix(f.mix)
 	if err != nil {
 		return usage(stderr, "--scenario: %v", err)
+	}
+	if f.clickhouse != "" && hooks.Recorder == nil {
+		rec, err := openRecords(cmd.Context(), f.clickhouse, time.Duration(spec.Default().Logs.Retention))
+		if err != nil {
+			return usage(stderr, "%v", err)
+		}
+		defer rec.Close()
+		hooks.Recorder = rec
 	}
 	for _, t := range thresholds {
 		if s := t.Scenario(); s != "" && !slices.Contains(mix.Names(), s) {
