@@ -115,6 +115,21 @@ func (d drivers) Release(_ context.Context, driverID string, rideID int64) error
 	return nil
 }
 
+// releaseFinished frees this region's claim on a driver when a replicated
+// ride that driver was matched to has ended elsewhere: a ride matched here and
+// completed through another region's gateway releases its driver only
+// there, so without this the claim would stay until the driver reconnects.
+func (d drivers) releaseFinished(ctx context.Context, rec store.Record) {
+	if rec.Deleted {
+		return
+	}
+	var ride order.Ride
+	if err := json.Unmarshal(rec.Value, &ride); err != nil || ride.DriverID == "" || !ride.State.Terminal() {
+		return
+	}
+	_ = d.Release(ctx, ride.DriverID, ride.ID)
+}
+
 // quoter adapts the pricing pool to order.Quoter.
 type quoter struct{ p *pricing.Pool }
 

@@ -319,3 +319,41 @@ func TestEntryExportsSyncLagRPOAndStreamLag(t *testing.T) {
 		return v < 1.5, fmt.Errorf("lag %v", v)
 	})
 }
+
+// TestARideEndedInAnotherRegionReleasesItsDriverWhereItWasMatched: a ride
+// matched in sh-a and cancelled through sh-b must free the driver in
+// sh-a's index once the cancellation replicates back, or sh-a runs out of
+// drivers under cross-region traffic.
+func TestARideEndedInAnotherRegionReleasesItsDriverWhereItWasMatched(t *testing.T) {
+	c := startCluster(t)
+	seedDrivers(t, c, "sh-a", 1)
+	created, _ := createRide(t, c.Regions["sh-a"].URLs()[Entry], "sh-a", "rider-x", "key-x")
+	a, b := c.Regions["sh-a"].URLs()[Entry], c.Regions["sh-b"].URLs()[Entry]
+	var matched ride
+	realserver.WaitFor(t, 10*time.Second, "the ride matched in sh-a", func() (bool, error) {
+		r, code, err := getRide(a, created.ID)
+		matched = r
+		return err == nil && code == 200 && r.DriverID != "", fmt.Errorf("%d %v %+v", code, err, r)
+	})
+	idx := c.Regions["sh-a"].Location.Index()
+	if _, ok := idx.ClaimedBy(matched.DriverID); !ok {
+		t.Fatalf("driver %s is not claimed in sh-a after matching", matched.DriverID)
+	}
+	realserver.WaitFor(t, 10*time.Second, "the ride replicated to sh-b", func() (bool, error) {
+		r, code, err := getRide(b, created.ID)
+		return err == nil && code == 200 && r.DriverID != "", fmt.Errorf("%d %v", code, err)
+	})
+	resp, err := http.Post(b+"/v1/rides/"+created.ID+"/cancel", "application/json", strings.NewReader(`{"reason":"test"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("cancelling through sh-b: %d %s", resp.StatusCode, body)
+	}
+	realserver.WaitFor(t, 10*time.Second, "sh-a to release the driver", func() (bool, error) {
+		_, claimed := idx.ClaimedBy(matched.DriverID)
+		return !claimed, nil
+	})
+}

@@ -340,9 +340,10 @@ func (r *Region) build() error {
 		}
 		rep, err := replication.New(replication.Config{SourceRegion: p.Name, Source: src, Target: r.Store, Stall: r.Faults,
 			Metrics: metrics, TracerProvider: tps[Order], Logger: logs[Order],
-			OnApply: func(_ context.Context, rec store.Record) {
+			OnApply: func(ctx context.Context, rec store.Record) {
 				if rec.Table == RidesTable {
 					cache.Invalidate(rec.Key)
+					drv.releaseFinished(ctx, rec)
 				}
 			}})
 		if err != nil {
