@@ -131,6 +131,8 @@ func (ts *testService) value(t testing.TB, name string, labels map[string]string
 				return m.GetCounter().GetValue()
 			case m.Gauge != nil:
 				return m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				return float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}

@@ -25,7 +25,16 @@ type Metrics struct {
 
 	queueDepth   *funcGauge
 	indexDrivers *funcGauge
+
+	// position* time each received position (operation stream_position of
+	// carpool_request_duration_seconds, the location SLO's SLI): accepted
+	// (200), refused as the driver's fault (400, outcome ok) or dropped
+	// because the publish queue was full (503, outcome error).
+	positionOK, positionBad, positionFull prometheus.Observer
 }
+
+// OpStreamPosition is the operation label of a driver's position message.
+const OpStreamPosition = "stream_position"
 
 // NewMetrics builds the location metrics and registers them with reg (a
 // private registry when reg is nil).
@@ -42,7 +51,8 @@ func NewMetrics(reg prometheus.Registerer, region, stream, group string) (*Metri
 	closed := telemetry.NewCounterVec(catalog.LocationConnectionsClosed)
 	queue := &funcGauge{vec: telemetry.NewGaugeVec(catalog.LocationPublishQueue), labels: []string{region}}
 	drivers := &funcGauge{vec: telemetry.NewGaugeVec(catalog.LocationIndexDrivers), labels: []string{region}}
-	for _, c := range []prometheus.Collector{received, rejected, published, consumed, redelivered, open, closed, queue, drivers} {
+	reqDur := telemetry.NewHistogramVec(catalog.RequestDuration)
+	for _, c := range []prometheus.Collector{reqDur, received, rejected, published, consumed, redelivered, open, closed, queue, drivers} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering the location metrics: %w", err)
 		}
@@ -57,6 +67,9 @@ func NewMetrics(reg prometheus.Registerer, region, stream, group string) (*Metri
 		closed:       map[string]prometheus.Counter{},
 		queueDepth:   queue,
 		indexDrivers: drivers,
+		positionOK:   reqDur.WithLabelValues(region, ServiceName, OpStreamPosition, "200", catalog.OutcomeOK),
+		positionBad:  reqDur.WithLabelValues(region, ServiceName, OpStreamPosition, "400", catalog.OutcomeOK),
+		positionFull: reqDur.WithLabelValues(region, ServiceName, OpStreamPosition, "503", catalog.OutcomeError),
 	}
 	for _, r := range []string{catalog.LocationRejectInvalid, catalog.LocationRejectStale, catalog.LocationRejectQueueFull, catalog.LocationRejectPublishError} {
 		m.rejected[r] = rejected.WithLabelValues(region, r)

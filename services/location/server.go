@@ -472,6 +472,7 @@ func (c *driverConn) readLoop() (closeQueued bool) {
 			return false
 		}
 		c.touch()
+		began := time.Now()
 		s.m.received.Inc()
 		var p Position
 		if typ != websocket.MessageText {
@@ -483,9 +484,11 @@ func (c *driverConn) readLoop() (closeQueued bool) {
 		switch {
 		case errors.Is(err, errStale):
 			s.m.rejected[catalog.LocationRejectStale].Inc()
+			s.m.positionBad.Observe(time.Since(began).Seconds())
 			continue
 		case errors.As(err, &fe):
 			s.m.rejected[catalog.LocationRejectInvalid].Inc()
+			s.m.positionBad.Observe(time.Since(began).Seconds())
 			c.bad++
 			r := reply{code: CloseTooManyBadMessages, reason: "too many bad messages in a row", label: catalog.LocationClosePolicyViolation}
 			if c.bad < s.cfg.MaxConsecutiveBad {
@@ -507,7 +510,11 @@ func (c *driverConn) readLoop() (closeQueued bool) {
 		if c.driverID == "" {
 			c.driverID = p.DriverID
 		}
-		s.publish(p)
+		if s.publish(p) {
+			s.m.positionOK.Observe(time.Since(began).Seconds())
+		} else {
+			s.m.positionFull.Observe(time.Since(began).Seconds())
+		}
 	}
 }
 
@@ -553,7 +560,7 @@ func (c *driverConn) writeLoop() {
 // publish starts the position's receive span (a child of the driver's
 // traceparent), carries the span's context on in the position and queues
 // it.
-func (s *Server) publish(p Position) {
+func (s *Server) publish(p Position) bool {
 	ctx := context.Background()
 	if p.TraceParent != "" {
 		ctx = s.prop.Extract(ctx, propagation.MapCarrier{"traceparent": p.TraceParent})
@@ -567,8 +574,10 @@ func (s *Server) publish(p Position) {
 		s.prop.Inject(ctx, carrier)
 		p.TraceParent = carrier["traceparent"]
 	}
-	if !s.queue.offer(p) {
+	ok := s.queue.offer(p)
+	if !ok {
 		span.SetStatus(codes.Error, "publish queue full")
 	}
 	span.End()
+	return ok
 }

@@ -171,6 +171,18 @@ func TestBadMessagesAreAnsweredAndDropped(t *testing.T) {
 	if v := ts.value(t, catalog.LocationPositionsRejected.Name, map[string]string{"reason": catalog.LocationRejectInvalid}); v != float64(len(tests)) {
 		t.Fatalf("rejected{invalid} = %v, want %d", v, len(tests))
 	}
+	// The location SLO's SLI: bad input is the driver's fault (400, not an
+	// error); every good message is a 200.
+	op := map[string]string{"service": ServiceName, "operation": OpStreamPosition}
+	with := func(code, outcome string) map[string]string {
+		return map[string]string{"service": op["service"], "operation": op["operation"], "code": code, "outcome": outcome}
+	}
+	if v := ts.value(t, catalog.RequestDuration.Name, with("400", catalog.OutcomeOK)); v != float64(len(tests)) {
+		t.Errorf("stream_position 400s = %v, want %d", v, len(tests))
+	}
+	waitFor(t, 5*time.Second, "a 200 for every good message", func() bool {
+		return ts.value(t, catalog.RequestDuration.Name, with("200", catalog.OutcomeOK)) == float64(len(tests))
+	})
 }
 
 func TestRepeatedBadInputClosesWithPolicyViolation(t *testing.T) {
