@@ -1,5 +1,6 @@
-# carpoolsla: `make run` generates every artefact from the spec and prints a summary;
-# `make test` installs the real servers the tests need and runs the whole suite.
+# carpoolsla: `make run` builds and runs the live demo (three regions, the SLA engine, the report API
+# and status page on http://127.0.0.1:8080, background load); `make test` installs the real servers
+# the tests need and runs the whole suite.
 GO       ?= go
 BIN      := bin/carpoolsla
 SPEC     ?= deploy/sla.yaml
@@ -18,9 +19,10 @@ include mk/proto.mk
 build:
 	$(GO) build -o $(BIN) ./cmd/carpoolsla
 
-## run: validate the spec, generate every artefact, print where they went and a summary.
+## run: the live demo on its embedded defaults (DEMO_FLAGS="--fast" for breaker windows in seconds).
+DEMO_FLAGS ?=
 run: build
-	./$(BIN) generate --spec $(SPEC)
+	./$(BIN) demo --spec $(SPEC) $(DEMO_FLAGS)
 
 ## test: gofmt and vet checks, every package under -race (unit and integration), stale-artefact check.
 test: stack-deps fmt-check vet check-generated verify-generated test-go

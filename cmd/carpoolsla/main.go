@@ -51,7 +51,8 @@ with their unit tests, Alertmanager routing to PagerDuty, Grafana dashboards and
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newValidate(stdout, stderr), newGenerate(stdout, stderr), newServices(stdout, stderr), newExporter(stdout, stderr),
-		newLoadgen(stdout, stderr), newEngine(stdout, stderr))
+		newLoadgen(stdout, stderr), newEngine(stdout, stderr), newDemo(stdout, stderr),
+		newDrill(stdout, stderr), newFault(stdout, stderr))
 	return root
 }
 

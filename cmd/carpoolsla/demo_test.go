@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/carpoolsla/carpoolsla/internal/realserver"
+)
+
+// buildBinary builds carpoolsla once for the tests that run it as a user
+// would.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "carpoolsla-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "carpoolsla")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type liveView struct {
+	Regions []struct {
+		Name    string  `json:"name"`
+		Health  float64 `json:"health"`
+		Breaker string  `json:"breaker"`
+		Weight  float64 `json:"weight"`
+	} `json:"regions"`
+}
+
+func statusOf(url string) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// TestDemoRunsTheWholePlatformAndStopsOnSIGINT runs the demo binary the way
+// `make run` does (with --fast windows), checks every surface it prints,
+// injects a latency fault through the status page's API and watches the
+// engine open that region's breaker, clears it with `carpoolsla fault`, and
+// stops it with SIGINT.
+func TestDemoRunsTheWholePlatformAndStopsOnSIGINT(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := realserver.FreePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	data := t.TempDir()
+	cmd := exec.Command(bin, "demo", "--fast", "--base-port", "0", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--data-dir", data, "--rate", "6", "--summary-every", "1s", "--spec", "../../deploy/sla.yaml")
+	var out, errOut lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("demo stdout:\n%s\ndemo stderr (tail):\n%s", out.String(), tail(errOut.String(), 40))
+		}
+	})
+
+	realserver.WaitFor(t, 60*time.Second, "the demo's banner", func() (bool, error) {
+		select {
+		case err := <-done:
+			stopped = true
+			return false, fmt.Errorf("the demo exited early: %v", err)
+		default:
+		}
+		return strings.Contains(out.String(), "carpoolsla demo is up"), nil
+	})
+	t.Logf("the demo was up %.1fs after start (the banner's own figure: %s)", time.Since(start).Seconds(),
+		regexp.MustCompile(`started in [0-9.]+s`).FindString(out.String()))
+
+	// Every surface answers.
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(page, []byte("<html")) {
+		t.Fatalf("status page: %d %.200s", resp.StatusCode, page)
+	}
+	var live liveView
+	realserver.WaitFor(t, 30*time.Second, "the engine's live view of 3 healthy regions", func() (bool, error) {
+		if err := getJSON(base+"/api/v1/live", &live); err != nil {
+			return false, err
+		}
+		healthy := 0
+		for _, r := range live.Regions {
+			if r.Health >= 90 && r.Breaker == "closed" {
+				healthy++
+			}
+		}
+		return healthy == 3, fmt.Errorf("live: %+v", live)
+	})
+	var q struct {
+		Status string `json:"status"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	realserver.WaitFor(t, 30*time.Second, "the Prometheus API to have the services' request rate", func() (bool, error) {
+		err := getJSON(base+"/api/v1/query?query=sum+by+(region)+(rate(carpool_request_duration_seconds_count[1m]))", &q)
+		return err == nil && q.Status == "success" && len(q.Data.Result) == 3, fmt.Errorf("query: %v %+v", err, q)
+	})
+	for _, path := range []string{"/api/v1/status", "/api/v1/routing", "/api/v1/sla?scope=composite", "/api/v1/openapi.json", "/metrics"} {
+		if code, err := statusOf(base + path); err != nil || code != 200 {
+			t.Errorf("GET %s: %d %v", path, code, err)
+		}
+	}
+
+	// A fault from the status page's API: refused without the token, then
+	// taken with it, and the engine opens the slow region's breaker.
+	body := `{"region":"sh-a","action":"inject","fault":{"service":"order","latency_ms":500}}`
+	resp, err = http.Post(base+"/api/v1/faults", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a fault without the token got %d, want 401", resp.StatusCode)
+	}
+	token := readToken(filepath.Join(data, "admin-token"))
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/faults", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("injecting a fault with the token: %d", resp.StatusCode)
+	}
+	injected := time.Now()
+	region := func(name string) (string, float64) {
+		for _, r := range live.Regions {
+			if r.Name == name {
+				return r.Breaker, r.Weight
+			}
+		}
+		return "", -1
+	}
+	realserver.WaitFor(t, 60*time.Second, "sh-a's breaker to open with weight 0", func() (bool, error) {
+		if err := getJSON(base+"/api/v1/live", &live); err != nil {
+			return false, err
+		}
+		b, w := region("sh-a")
+		return b == "open" && w == 0, fmt.Errorf("sh-a breaker %s weight %g", b, w)
+	})
+	t.Logf("sh-a's breaker opened %.1fs after the fault (trip rule: 10s with --fast)", time.Since(injected).Seconds())
+
+	// Clear it with the CLI the banner prints, and watch it come back.
+	faults := regexp.MustCompile(`carpoolsla fault clear +(.*)`).FindStringSubmatch(out.String())
+	if faults == nil {
+		t.Fatalf("the banner prints no fault clear command:\n%s", out.String())
+	}
+	clear := exec.Command(bin, append([]string{"fault", "clear"}, strings.Fields(faults[1])...)...)
+	clear.Dir = "../.." // where a user runs it: the repository, whose deploy/sla.yaml is the default spec
+	if b, err := clear.CombinedOutput(); err != nil {
+		t.Fatalf("carpoolsla fault clear: %v\n%s", err, b)
+	}
+	cleared := time.Now()
+	realserver.WaitFor(t, 90*time.Second, "sh-a's breaker to leave open after the fault is cleared", func() (bool, error) {
+		if err := getJSON(base+"/api/v1/live", &live); err != nil {
+			return false, err
+		}
+		b, w := region("sh-a")
+		return b != "open" && w > 0, fmt.Errorf("sh-a breaker %s weight %g", b, w)
+	})
+	realserver.WaitFor(t, 180*time.Second, "sh-a's breaker to ramp back to closed", func() (bool, error) {
+		if err := getJSON(base+"/api/v1/live", &live); err != nil {
+			return false, err
+		}
+		b, w := region("sh-a")
+		return b == "closed", fmt.Errorf("sh-a breaker %s weight %g", b, w)
+	})
+	t.Logf("sh-a's breaker closed again %.1fs after the fault was cleared (hold, recover rule, 4 ramp steps)", time.Since(cleared).Seconds())
+
+	// A region-down drill against the running demo, as a user would run it
+	// with the commands the banner names: it must meet the spec's DR
+	// objectives and write its report.
+	var gwFlags []string
+	for _, m := range regexp.MustCompile(`region (\S+) +gateway (\S+) +faults (\S+)/admin/faults`).FindAllStringSubmatch(out.String(), -1) {
+		gwFlags = append(gwFlags, "--gateway", m[1]+"="+m[2], "--faults", m[1]+"="+m[3])
+	}
+	if len(gwFlags) != 12 {
+		t.Fatalf("the banner lists %d region flags, want 3 regions:\n%s", len(gwFlags)/4, out.String())
+	}
+	reports := t.TempDir()
+	drillCmd := exec.Command(bin, append([]string{"drill", "--scenario", "region_down", "--region", "bj-a",
+		"--admin-token-file", filepath.Join(data, "admin-token"), "--engine", base + "/api/v1/status",
+		"--rate", "15", "--baseline", "5s", "--duration", "10s", "--out", reports}, gwFlags...)...)
+	drillCmd.Dir = "../.."
+	drillOut, err := drillCmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("carpoolsla drill region_down against the demo: %v\n%s", err, drillOut)
+	}
+	var rep struct {
+		Passed       bool    `json:"passed"`
+		RTOSeconds   float64 `json:"rto_seconds"`
+		SuccessRatio float64 `json:"success_ratio"`
+	}
+	files, _ := filepath.Glob(filepath.Join(reports, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("the drill wrote %d JSON reports, want 1", len(files))
+	}
+	b, _ := os.ReadFile(files[0])
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Passed || rep.RTOSeconds <= 0 || rep.RTOSeconds > 90 || rep.SuccessRatio < 0.9999 {
+		t.Errorf("drill report: %+v; want passed, RTO in (0, 90] s, order success at least 99.99 %%", rep)
+	}
+	t.Logf("region_down drill against the demo: RTO %.2fs, order success %.4f", rep.RTOSeconds, rep.SuccessRatio)
+
+	// Ctrl-C stops it cleanly.
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		stopped = true
+		if err != nil {
+			t.Errorf("after SIGINT the demo exited with %v, want 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the demo did not stop within 20s of SIGINT")
+	}
+	if !strings.Contains(out.String(), "demo stopped") {
+		t.Error("the demo did not say it stopped")
+	}
+	if _, err := http.Get(base + "/"); err == nil {
+		t.Error("the status page still answers after the demo stopped")
+	}
+	// The live summary line was printed while it ran.
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	lines := 0
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "| sh-a health") {
+			lines++
+		}
+	}
+	if lines == 0 {
+		t.Error("no live summary line was printed")
+	}
+}
+
+func tail(s string, n int) string {
+	ls := strings.Split(s, "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
