@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -235,19 +234,9 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	var targets []embedded.Target
-	jobs := map[string]*embedded.Target{}
-	for _, name := range cluster.Names() {
-		for server, u := range cluster.Regions[name].MetricsTargets() {
-			job := "carpool-" + server
-			if jobs[job] == nil {
-				jobs[job] = &embedded.Target{Job: job}
-			}
-			jobs[job].URLs = append(jobs[job].URLs, u)
-		}
-	}
+	jobs := cluster.MetricsJobs()
 	for _, job := range sortedKeys(jobs) {
-		sort.Strings(jobs[job].URLs)
-		targets = append(targets, *jobs[job])
+		targets = append(targets, embedded.Target{Job: job, URLs: jobs[job]})
 	}
 	targets = append(targets, embedded.Target{Job: engineJob, URLs: []string{base + "/metrics"}})
 	scfg := embedded.ConfigFromSpec(s, filepath.Join(dir, "store"))
@@ -309,24 +298,12 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	mux.Handle("/api/v1/routing", eng.Handler())
 	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, store.Gatherer()}, promhttp.HandlerOpts{}))
 	mux.Handle("/", rep)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	g.Go(func() error { return cluster.Run(gctx) })
 	g.Go(func() error { return store.Run(gctx) })
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error { return roll.Run(gctx, 10*time.Second) })
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving %s: %w", base, err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
+	serveUntilDone(g, gctx, ln, mux)
 
 	// Background load, one executor per region's gateway.
 	var execs []*loadgen.Executor

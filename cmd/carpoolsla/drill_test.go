@@ -2,11 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +13,8 @@ import (
 	"github.com/carpoolsla/carpoolsla/internal/realserver"
 	"github.com/carpoolsla/carpoolsla/loadgen/drill"
 	"github.com/carpoolsla/carpoolsla/services/region"
+	"github.com/carpoolsla/carpoolsla/services/region/regiontest"
 	"github.com/carpoolsla/carpoolsla/sla/spec"
-	"github.com/carpoolsla/carpoolsla/telemetry"
 )
 
 func TestDrillBadInput(t *testing.T) {
@@ -73,28 +70,13 @@ func TestDrillCommandOnACluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := region.NewCluster(region.ClusterConfig{Spec: s, AdminToken: "s3cret", LogSink: telemetry.NewWriterSink(io.Discard), LogLevel: "error"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	c := regiontest.Start(t, region.ClusterConfig{Spec: s, AdminToken: "s3cret"})
 	args := []string{"drill", "--spec", "../../deploy/sla.yaml", "--scenario", "region_down", "--region", "bj-a",
 		"--admin-token-file", drillTokenFile(t, "s3cret"), "--rate", "30", "--baseline", "5s", "--duration", "3s", "--settle", "1s",
 		"--poll", "50ms", "--recover-timeout", "20s", "--out", t.TempDir(), "--push", vm.URL + "/api/v1/import/prometheus"}
 	for _, n := range c.Names() {
 		u := c.Regions[n].URLs()
 		args = append(args, "--gateway", n+"="+u[region.Gateway], "--faults", n+"="+u[region.Entry])
-		realserver.WaitFor(t, 15*time.Second, "region "+n+" healthy", func() (bool, error) {
-			resp, err := http.Get(u[region.Entry] + "/healthz")
-			if err != nil {
-				return false, err
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200, fmt.Errorf("status %d", resp.StatusCode)
-		})
 	}
 	var out, errb bytes.Buffer
 	if code := run(args, &out, &errb); code != 0 {

@@ -265,20 +265,8 @@ func runEngine(ctx context.Context, f engineFlags, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "engine listening on %s (%s; %s; every %s)\n", base, mode, acting, s.Engine.Interval)
 
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving %s: %w", base, err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
+	serveUntilDone(g, gctx, ln, mux)
 	if store != nil {
 		g.Go(func() error { return store.Run(gctx) })
 	}
@@ -305,4 +293,22 @@ func writeRules(s *spec.Spec, dir string) ([]string, error) {
 		return nil, fmt.Errorf("writing the generated rules: %w", err)
 	}
 	return []string{path}, nil
+}
+
+// serveUntilDone serves h on ln in g until ctx ends, then shuts the server
+// down, giving requests in flight 5 s.
+func serveUntilDone(g *errgroup.Group, ctx context.Context, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving %s: %w", ln.Addr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
 }

@@ -3,17 +3,14 @@ package rto
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/carpoolsla/carpoolsla/internal/realserver"
 	"github.com/carpoolsla/carpoolsla/services/faults"
 	"github.com/carpoolsla/carpoolsla/services/region"
+	"github.com/carpoolsla/carpoolsla/services/region/regiontest"
 	"github.com/carpoolsla/carpoolsla/sla/spec"
-	"github.com/carpoolsla/carpoolsla/telemetry"
 )
 
 // points are where each demo region's rides start.
@@ -25,36 +22,7 @@ func startCluster(t *testing.T) *region.Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := region.NewCluster(region.ClusterConfig{Spec: s, LogSink: telemetry.NewWriterSink(io.Discard), LogLevel: "error"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the cluster stopped with %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("the cluster did not stop within 15s")
-		}
-	})
-	for _, name := range c.Names() {
-		entry := c.Regions[name].URLs()[region.Entry]
-		realserver.WaitFor(t, 15*time.Second, "region "+name+" healthy", func() (bool, error) {
-			resp, err := http.Get(entry + "/healthz")
-			if err != nil {
-				return false, err
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200, fmt.Errorf("status %d", resp.StatusCode)
-		})
-	}
-	return c
+	return regiontest.Start(t, region.ClusterConfig{Spec: s})
 }
 
 func rideState(t *testing.T, base, id string) string {

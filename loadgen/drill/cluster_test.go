@@ -3,8 +3,6 @@ package drill_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -18,13 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/carpoolsla/carpoolsla/exporters/rto"
-	"github.com/carpoolsla/carpoolsla/internal/realserver"
 	"github.com/carpoolsla/carpoolsla/loadgen/drill"
 	"github.com/carpoolsla/carpoolsla/services/faults"
 	"github.com/carpoolsla/carpoolsla/services/gateway"
 	"github.com/carpoolsla/carpoolsla/services/region"
+	"github.com/carpoolsla/carpoolsla/services/region/regiontest"
 	"github.com/carpoolsla/carpoolsla/sla/spec"
-	"github.com/carpoolsla/carpoolsla/telemetry"
 )
 
 const token = "drill-test-token"
@@ -37,36 +34,7 @@ func startCluster(t *testing.T) (*spec.Spec, *region.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := region.NewCluster(region.ClusterConfig{Spec: s, AdminToken: token, LogSink: telemetry.NewWriterSink(io.Discard), LogLevel: "error"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the cluster stopped with %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("the cluster did not stop within 15s")
-		}
-	})
-	for _, name := range c.Names() {
-		entry := c.Regions[name].URLs()[region.Entry]
-		realserver.WaitFor(t, 15*time.Second, "region "+name+" healthy", func() (bool, error) {
-			resp, err := http.Get(entry + "/healthz")
-			if err != nil {
-				return false, err
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200, fmt.Errorf("status %d", resp.StatusCode)
-		})
-	}
-	return s, c
+	return s, regiontest.Start(t, region.ClusterConfig{Spec: s, AdminToken: token})
 }
 
 func targetOf(c *region.Cluster) drill.Target {

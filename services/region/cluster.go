@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 
 	"golang.org/x/sync/errgroup"
 
@@ -147,6 +148,22 @@ func (c *Cluster) wireExporters() error {
 		}
 	}
 	return nil
+}
+
+// MetricsJobs groups every region's /metrics URLs into scrape jobs by
+// server kind, "carpool-<server>" (carpool-entry, carpool-gateway, ...),
+// each job's URLs sorted: what a metrics store scrapes to see the cluster.
+func (c *Cluster) MetricsJobs() map[string][]string {
+	jobs := map[string][]string{}
+	for _, name := range c.order {
+		for server, u := range c.Regions[name].MetricsTargets() {
+			jobs["carpool-"+server] = append(jobs["carpool-"+server], u)
+		}
+	}
+	for _, urls := range jobs {
+		slices.Sort(urls)
+	}
+	return jobs
 }
 
 // Names lists the regions in spec order.

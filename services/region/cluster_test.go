@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -356,4 +357,18 @@ func TestARideEndedInAnotherRegionReleasesItsDriverWhereItWasMatched(t *testing.
 		_, claimed := idx.ClaimedBy(matched.DriverID)
 		return !claimed, nil
 	})
+}
+
+func TestMetricsJobsGroupEveryRegionsServersByKind(t *testing.T) {
+	c := startCluster(t)
+	jobs := c.MetricsJobs()
+	want := len(c.Regions["sh-a"].MetricsTargets())
+	if len(jobs) != want {
+		t.Fatalf("%d jobs, want one per server kind (%d): %v", len(jobs), want, jobs)
+	}
+	for job, urls := range jobs {
+		if !strings.HasPrefix(job, "carpool-") || len(urls) != len(c.Names()) || !sort.StringsAreSorted(urls) {
+			t.Errorf("job %s: %v; want carpool-<server> with one sorted URL per region", job, urls)
+		}
+	}
 }

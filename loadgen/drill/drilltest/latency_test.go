@@ -8,11 +8,9 @@ package drilltest
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -27,12 +25,12 @@ import (
 	"github.com/carpoolsla/carpoolsla/internal/realserver"
 	"github.com/carpoolsla/carpoolsla/loadgen/drill"
 	"github.com/carpoolsla/carpoolsla/services/region"
+	"github.com/carpoolsla/carpoolsla/services/region/regiontest"
 	"github.com/carpoolsla/carpoolsla/sla/embedded"
 	"github.com/carpoolsla/carpoolsla/sla/engine"
 	"github.com/carpoolsla/carpoolsla/sla/engine/actuate"
 	"github.com/carpoolsla/carpoolsla/sla/engine/signals"
 	"github.com/carpoolsla/carpoolsla/sla/spec"
-	"github.com/carpoolsla/carpoolsla/telemetry"
 )
 
 const (
@@ -86,36 +84,7 @@ func shortSpec(t testing.TB) *spec.Spec {
 
 func startCluster(t *testing.T, s *spec.Spec) *region.Cluster {
 	t.Helper()
-	c, err := region.NewCluster(region.ClusterConfig{Spec: s, AdminToken: token, LogSink: telemetry.NewWriterSink(io.Discard), LogLevel: "error"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the cluster stopped with %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("the cluster did not stop within 15s")
-		}
-	})
-	for _, name := range c.Names() {
-		entry := c.Regions[name].URLs()[region.Entry]
-		realserver.WaitFor(t, 15*time.Second, "region "+name+" healthy", func() (bool, error) {
-			resp, err := http.Get(entry + "/healthz")
-			if err != nil {
-				return false, err
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK, fmt.Errorf("status %d", resp.StatusCode)
-		})
-	}
-	return c
+	return regiontest.Start(t, region.ClusterConfig{Spec: s, AdminToken: token})
 }
 
 // startStore runs the embedded store scraping every server of the cluster
@@ -136,12 +105,7 @@ func startStore(t *testing.T, s *spec.Spec, c *region.Cluster) *embedded.Store {
 	}
 	cfg := embedded.ConfigFromSpec(s, filepath.Join(dir, "tsdb"))
 	cfg.RuleFiles = []string{filepath.Join(dir, "rules.yml")}
-	jobs := map[string][]string{}
-	for _, name := range c.Names() {
-		for server, u := range c.Regions[name].MetricsTargets() {
-			jobs["carpool-"+server] = append(jobs["carpool-"+server], u)
-		}
-	}
+	jobs := c.MetricsJobs()
 	for _, job := range slices.Sorted(maps.Keys(jobs)) {
 		cfg.Targets = append(cfg.Targets, embedded.Target{Job: job, URLs: jobs[job]})
 	}

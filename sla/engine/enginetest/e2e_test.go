@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +26,7 @@ import (
 	"github.com/carpoolsla/carpoolsla/alerts"
 	"github.com/carpoolsla/carpoolsla/internal/realserver"
 	"github.com/carpoolsla/carpoolsla/services/region"
+	"github.com/carpoolsla/carpoolsla/services/region/regiontest"
 	"github.com/carpoolsla/carpoolsla/sla/catalog"
 	"github.com/carpoolsla/carpoolsla/sla/embedded"
 	"github.com/carpoolsla/carpoolsla/sla/engine"
@@ -34,7 +34,6 @@ import (
 	"github.com/carpoolsla/carpoolsla/sla/engine/signals"
 	"github.com/carpoolsla/carpoolsla/sla/source"
 	"github.com/carpoolsla/carpoolsla/sla/spec"
-	"github.com/carpoolsla/carpoolsla/telemetry"
 )
 
 const adminToken = "e2e-admin-token"
@@ -104,51 +103,7 @@ func sumWeights(cs []spec.HealthComponent) float64 {
 // startCluster runs every region of s in this process.
 func startCluster(t *testing.T, s *spec.Spec) *region.Cluster {
 	t.Helper()
-	c, err := region.NewCluster(region.ClusterConfig{Spec: s, AdminToken: adminToken, LogSink: telemetry.NewWriterSink(io.Discard), LogLevel: "error"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the cluster stopped with %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("the cluster did not stop within 15s")
-		}
-	})
-	for _, name := range c.Names() {
-		entry := c.Regions[name].URLs()[region.Entry]
-		realserver.WaitFor(t, 15*time.Second, "region "+name+" healthy", func() (bool, error) {
-			resp, err := http.Get(entry + "/healthz")
-			if err != nil {
-				return false, err
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK, fmt.Errorf("status %d", resp.StatusCode)
-		})
-	}
-	return c
-}
-
-// scrapeJobs are the cluster's scrape targets, one job per server kind
-// (carpool-entry, carpool-gateway, ...), every region's URL in each.
-func scrapeJobs(c *region.Cluster) map[string][]string {
-	jobs := map[string][]string{}
-	for _, name := range c.Names() {
-		for server, u := range c.Regions[name].MetricsTargets() {
-			jobs["carpool-"+server] = append(jobs["carpool-"+server], u)
-		}
-	}
-	for _, urls := range jobs {
-		sort.Strings(urls)
-	}
-	return jobs
+	return regiontest.Start(t, region.ClusterConfig{Spec: s, AdminToken: adminToken})
 }
 
 func rulesYAML(t testing.TB, s *spec.Spec) []byte {
@@ -505,7 +460,7 @@ func runLatencyDrill(t *testing.T, startStore func(*testing.T, *spec.Spec, map[s
 	reg := prometheus.NewRegistry()
 	engineMetrics := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(engineMetrics.Close)
-	jobs := scrapeJobs(c)
+	jobs := c.MetricsJobs()
 	jobs["carpool-engine"] = []string{engineMetrics.URL + "/metrics"}
 	store := startStore(t, s, jobs)
 
