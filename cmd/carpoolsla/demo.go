@@ -222,7 +222,8 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	}
 
 	// The regions.
-	cluster, err := region.NewCluster(region.ClusterConfig{Spec: s, AdminToken: token, LogSink: logSink, LogLevel: f.logLevel, BasePort: f.basePort})
+	cluster, err := region.NewCluster(region.ClusterConfig{Spec: s, AdminToken: token, LogSink: logSink, LogLevel: f.logLevel, BasePort: f.basePort,
+		WeightsURL: base + "/api/v1/routing"})
 	if err != nil {
 		return demoUsage(stderr, fmt.Errorf("starting the regions (--base-port %d): %w", f.basePort, err))
 	}

@@ -22,6 +22,8 @@ import (
 type ClusterConfig struct {
 	Spec       *spec.Spec
 	AdminToken string
+	// WeightsURL is every gateway's pull fallback (see Config.WeightsURL).
+	WeightsURL string
 	RedisAddr  string
 	LogSink    telemetry.LogSink
 	LogLevel   string
@@ -67,7 +69,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 				peers = append(peers, Peer{Name: p.Name, City: p.City, EntryURL: URL(lns[p.Name][Entry])})
 			}
 		}
-		reg, err := New(Config{Spec: cfg.Spec, Name: r.Name, Listeners: lns[r.Name], Peers: peers, AdminToken: cfg.AdminToken,
+		reg, err := New(Config{Spec: cfg.Spec, Name: r.Name, Listeners: lns[r.Name], Peers: peers, AdminToken: cfg.AdminToken, WeightsURL: cfg.WeightsURL,
 			RedisAddr: cfg.RedisAddr, LogSink: cfg.LogSink, LogLevel: cfg.LogLevel})
 		if err != nil {
 			closeAll()

@@ -82,6 +82,9 @@ type Config struct {
 	// AdminToken protects the gateway's routing admin API and the fault
 	// admin API; empty disables both.
 	AdminToken string
+	// WeightsURL, when set, is where the gateway pulls its routing table
+	// (the SLA engine's GET /api/v1/routing) when the engine's pushes stop.
+	WeightsURL string
 	// RedisAddr, when set, puts driver positions on Redis Streams and the
 	// ride cache's lock on Redis; default in process.
 	RedisAddr string
@@ -362,7 +365,7 @@ func (r *Region) build() error {
 		ups = append(ups, gateway.Upstream{Name: p.Name, City: p.City, BaseURL: p.EntryURL})
 	}
 	if r.Gateway, err = gateway.New(gateway.Config{Region: name, Regions: ups, Probes: gateway.ProbeConfigFromSpec(cfg.Spec.Routing.Probes),
-		AdminToken: cfg.AdminToken, Faults: r.Faults}, r.Registries[Gateway], logs[Gateway], tps[Gateway]); err != nil {
+		AdminToken: cfg.AdminToken, WeightsURL: cfg.WeightsURL, Faults: r.Faults}, r.Registries[Gateway], logs[Gateway], tps[Gateway]); err != nil {
 		return err
 	}
 
