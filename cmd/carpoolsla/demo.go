@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/carpoolsla/carpoolsla/loadgen"
@@ -173,6 +174,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	// ClickHouse, when given: schema, writers, retention.
 	var (
 		sink    *chsink.Sink
+		spans   sdktrace.SpanExporter
 		mem     *memhistory.Store
 		history report.History
 		logSink telemetry.LogSink
@@ -205,6 +207,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 			return err
 		}
 		logSink = chsink.NewLogSink(sink.Logs)
+		spans = chsink.NewSpanExporter(sink.Spans)
 		g.Go(func() error { return sink.Run(gctx) })
 		g.Go(func() error { return ret.Run(gctx) })
 	} else {
@@ -223,7 +226,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 
 	// The regions.
 	cluster, err := region.NewCluster(region.ClusterConfig{Spec: s, AdminToken: token, LogSink: logSink, LogLevel: f.logLevel, BasePort: f.basePort,
-		WeightsURL: base + "/api/v1/routing"})
+		WeightsURL: base + "/api/v1/routing", SpanExporter: spans})
 	if err != nil {
 		return demoUsage(stderr, fmt.Errorf("starting the regions (--base-port %d): %w", f.basePort, err))
 	}

@@ -300,3 +300,75 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(ls, "\n")
 }
+
+// TestDemoSendsLogsSpansAndReportsThroughClickHouse runs the demo with
+// --clickhouse against a real ClickHouse 18.16: the services' logs and spans
+// land in its tables, and the report answers from it.
+func TestDemoSendsLogsSpansAndReportsThroughClickHouse(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := realserver.StartClickHouse(t)
+	b, err := os.ReadFile("../../deploy/sla.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Trace every ride, so spans show up within seconds at the demo's rate.
+	specFile := filepath.Join(t.TempDir(), "sla.yaml")
+	traced := strings.Replace(string(b), "sampleRatio: 0.01", "sampleRatio: 1", 1)
+	if traced == string(b) {
+		t.Fatal("the shipped spec has no tracing.sampleRatio: 0.01 to raise")
+	}
+	if err := os.WriteFile(specFile, []byte(traced), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := realserver.FreePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "demo", "--spec", specFile, "--base-port", "0", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--data-dir", t.TempDir(), "--rate", "6", "--summary-every", "0", "--log-level", "info", "--clickhouse", ch.Addr)
+	var out, errOut lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("demo stdout:\n%s\nstderr (tail):\n%s", out.String(), tail(errOut.String(), 30))
+		}
+	})
+	// count reads a table's rows; 0 until the demo has migrated the schema.
+	count := func(table string) int {
+		resp, err := http.Post(ch.HTTPURL+"/", "text/plain", strings.NewReader("SELECT count() FROM carpoolsla."+table))
+		if err != nil {
+			return 0
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var n int
+		if resp.StatusCode == 200 {
+			_, _ = fmt.Sscan(strings.TrimSpace(string(b)), &n)
+		}
+		return n
+	}
+	realserver.WaitFor(t, 60*time.Second, "service logs and spans in ClickHouse", func() (bool, error) {
+		l, s := count("logs"), count("spans")
+		return l > 0 && s > 0, fmt.Errorf("logs %d, spans %d", l, s)
+	})
+	regions := strings.TrimSpace(ch.Query(t, "SELECT arrayStringConcat(groupUniqArray(region), ',') FROM (SELECT region FROM carpoolsla.spans ORDER BY region)"))
+	if strings.Count(regions, ",") < 1 {
+		t.Errorf("spans came from regions %q; want several", regions)
+	}
+	if code, err := statusOf(base + "/api/v1/sla?scope=composite"); err != nil || code != 200 {
+		t.Errorf("the report over ClickHouse: %d %v", code, err)
+	}
+}

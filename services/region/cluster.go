@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/carpoolsla/carpoolsla/exporters"
@@ -24,9 +25,11 @@ type ClusterConfig struct {
 	AdminToken string
 	// WeightsURL is every gateway's pull fallback (see Config.WeightsURL).
 	WeightsURL string
-	RedisAddr  string
-	LogSink    telemetry.LogSink
-	LogLevel   string
+	// SpanExporter receives every region's spans (see Config.SpanExporter).
+	SpanExporter sdktrace.SpanExporter
+	RedisAddr    string
+	LogSink      telemetry.LogSink
+	LogLevel     string
 	// BasePort, when set, puts region i's servers on BasePort+10*i+j;
 	// 0 picks free ports.
 	BasePort int
@@ -69,7 +72,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 				peers = append(peers, Peer{Name: p.Name, City: p.City, EntryURL: URL(lns[p.Name][Entry])})
 			}
 		}
-		reg, err := New(Config{Spec: cfg.Spec, Name: r.Name, Listeners: lns[r.Name], Peers: peers, AdminToken: cfg.AdminToken, WeightsURL: cfg.WeightsURL,
+		reg, err := New(Config{Spec: cfg.Spec, Name: r.Name, Listeners: lns[r.Name], Peers: peers, AdminToken: cfg.AdminToken, WeightsURL: cfg.WeightsURL, SpanExporter: cfg.SpanExporter,
 			RedisAddr: cfg.RedisAddr, LogSink: cfg.LogSink, LogLevel: cfg.LogLevel})
 		if err != nil {
 			closeAll()

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
@@ -82,6 +83,10 @@ type Config struct {
 	// AdminToken protects the gateway's routing admin API and the fault
 	// admin API; empty disables both.
 	AdminToken string
+	// SpanExporter, when set, receives every server's sampled spans (e.g.
+	// telemetry/chsink's ClickHouse exporter) instead of the spec's OTLP
+	// endpoint. It is shared and must not stop on Shutdown.
+	SpanExporter sdktrace.SpanExporter
 	// WeightsURL, when set, is where the gateway pulls its routing table
 	// (the SLA engine's GET /api/v1/routing) when the engine's pushes stop.
 	WeightsURL string
@@ -234,7 +239,9 @@ func (r *Region) logger(service string) (*slog.Logger, error) {
 }
 
 func (r *Region) tracer(service string) (trace.TracerProvider, error) {
-	tp, shutdown, err := telemetry.NewTracerProvider(telemetry.TracingConfigFromSpec(r.cfg.Spec.Tracing, service, r.cfg.Name))
+	cfg := telemetry.TracingConfigFromSpec(r.cfg.Spec.Tracing, service, r.cfg.Name)
+	cfg.Exporter = r.cfg.SpanExporter
+	tp, shutdown, err := telemetry.NewTracerProvider(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("tracing for %s: %w", service, err)
 	}
