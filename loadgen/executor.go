@@ -39,6 +39,10 @@ const (
 	DefaultMaxWorkers   = 1024
 	DefaultTimeout      = 10 * time.Second
 	DefaultGracefulStop = 10 * time.Second
+	// DefaultMaxStartDelay is the default Config.MaxStartDelay.
+	DefaultMaxStartDelay = 100 * time.Millisecond
+	// maxQueued bounds the start queue whatever the rate and delay.
+	maxQueued = 1 << 20
 	// DefaultPreciseWindow is the default Config.PreciseWindow.
 	DefaultPreciseWindow = time.Millisecond
 	// PreciseMinGap is the least gap between two iterations' times for
@@ -57,11 +61,21 @@ type Config struct {
 	// Workers are started before the first iteration (k6's
 	// preAllocatedVUs); default DefaultWorkers.
 	Workers int
-	// MaxWorkers bounds the workers: when none is free at an iteration's
-	// intended time and MaxWorkers are running, the iteration is dropped
-	// and counted, never queued (k6's maxVUs); default the larger of
-	// Workers and DefaultMaxWorkers.
+	// MaxWorkers bounds the workers (k6's maxVUs): when none is free at an
+	// iteration's intended time and MaxWorkers are running, the iteration
+	// waits for one up to MaxStartDelay, then is dropped and counted;
+	// default the larger of Workers and DefaultMaxWorkers.
 	MaxWorkers int
+	// MaxStartDelay is how long an iteration that finds every one of
+	// MaxWorkers busy may wait, first in first out, for one to come free
+	// before it is dropped. The wait is part of its first request's latency
+	// (measured from the intended start), so it hides nothing; it absorbs
+	// bursts (a GC pause, a slow moment of the target) that would otherwise
+	// drop iterations while the generator as a whole keeps up. The schedule
+	// never waits: later iterations start on time whatever is queued.
+	// Default DefaultMaxStartDelay; negative drops at once, as k6's
+	// arrival-rate executors do.
+	MaxStartDelay time.Duration
 	// Timeout bounds each step (request) of an iteration; default
 	// DefaultTimeout.
 	Timeout time.Duration
@@ -122,6 +136,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("loadgen: timeout is %v; it must be positive", c.Timeout)
 	case c.GracefulStop < 0:
 		return fmt.Errorf("loadgen: graceful stop is %v; it must not be negative", c.GracefulStop)
+	case c.MaxStartDelay > time.Minute:
+		return fmt.Errorf("loadgen: max start delay is %v; at most 1m is allowed (an iteration that late is better counted dropped)", c.MaxStartDelay)
 	}
 	return nil
 }
@@ -141,6 +157,12 @@ func (c *Config) defaults() {
 	}
 	if c.GracefulStop == 0 {
 		c.GracefulStop = DefaultGracefulStop
+	}
+	switch {
+	case c.MaxStartDelay == 0:
+		c.MaxStartDelay = DefaultMaxStartDelay
+	case c.MaxStartDelay < 0:
+		c.MaxStartDelay = 0
 	}
 	switch {
 	case c.PreciseWindow == 0:
@@ -181,6 +203,7 @@ type Executor struct {
 	live  atomic.Int64
 	busy  atomic.Int64
 	idle  atomic.Int64 // workers announced free and not yet handed an iteration
+	queue startQueue   // iterations waiting for a worker (MaxStartDelay)
 	reqs  atomic.Int64
 	errs  atomic.Int64
 }
@@ -192,6 +215,7 @@ func New(cfg Config) (*Executor, error) {
 	}
 	cfg.defaults()
 	e := &Executor{cfg: cfg}
+	e.queue.limit = queueLimit(cfg)
 	for _, w := range cfg.Scenarios {
 		e.scens = append(e.scens, newScenStats(w, cfg.Metrics, cfg.RunID))
 	}
@@ -293,11 +317,12 @@ schedule:
 		sc.schedule()
 		e.proc.Add(1)
 		j := job{n: i, intended: due, sc: s}
+		// Queued iterations go first, to the workers free now.
+		e.handQueued(work)
 		// A worker announces itself idle just before it receives, and each
 		// announcement is claimed by one send, so this send finds a worker
-		// at (or about to reach) its receive and does not queue.
-		if e.idle.Load() > 0 {
-			e.idle.Add(-1)
+		// at (or about to reach) its receive and does not block.
+		if claim(&e.idle) {
 			work <- j
 			continue
 		}
@@ -305,9 +330,15 @@ schedule:
 			spawn(&j)
 			continue
 		}
+		if e.cfg.MaxStartDelay > 0 && e.queue.push(j) {
+			// A worker may have come free between the claim and the push.
+			e.handQueued(work)
+			continue
+		}
 		sc.drop()
 	}
 	e.ended.Store(time.Now().UnixNano())
+	// The workers take what is still queued before they return.
 	close(work)
 
 	finished := make(chan struct{})
@@ -337,13 +368,127 @@ func (e *Executor) worker(ctx context.Context, work <-chan job, first *job, wg *
 		e.do(ctx, *first)
 	}
 	for {
+		if j, ok := e.nextQueued(ctx); ok {
+			e.do(ctx, j)
+			continue
+		}
 		e.idle.Add(1)
+		// An iteration queued between the look and the announcement: take
+		// the announcement back and go for it, unless the scheduler has
+		// already claimed it (then it sends that iteration, or a newer one,
+		// on work).
+		if e.queue.len() > 0 && claim(&e.idle) {
+			continue
+		}
 		j, ok := <-work
 		if !ok {
-			return
+			for {
+				j, ok := e.nextQueued(ctx)
+				if !ok {
+					return
+				}
+				e.do(ctx, j)
+			}
 		}
 		e.do(ctx, j)
 	}
+}
+
+// handQueued gives queued iterations, oldest first, to the workers that
+// have announced themselves free.
+func (e *Executor) handQueued(work chan<- job) {
+	for e.queue.len() > 0 && claim(&e.idle) {
+		j, ok := e.nextQueued(nil)
+		if !ok {
+			e.idle.Add(1) // a worker took it first: the announcement stands
+			return
+		}
+		work <- j
+	}
+}
+
+// nextQueued pops the oldest queued iteration still within MaxStartDelay of
+// its intended time, dropping (and counting) those past it, and all of them
+// once ctx has ended.
+func (e *Executor) nextQueued(ctx context.Context) (job, bool) {
+	for {
+		j, ok := e.queue.pop()
+		if !ok {
+			return job{}, false
+		}
+		if (ctx != nil && ctx.Err() != nil) || time.Since(j.intended) > e.cfg.MaxStartDelay {
+			e.scens[j.sc].drop()
+			continue
+		}
+		return j, true
+	}
+}
+
+// claim takes one unit of n if there is one.
+func claim(n *atomic.Int64) bool {
+	for {
+		v := n.Load()
+		if v <= 0 {
+			return false
+		}
+		if n.CompareAndSwap(v, v-1) {
+			return true
+		}
+	}
+}
+
+// startQueue is the bounded FIFO of iterations waiting for a worker. The
+// scheduler pushes; the scheduler and the workers pop.
+type startQueue struct {
+	mu    sync.Mutex
+	jobs  []job
+	head  int
+	n     atomic.Int64
+	limit int
+}
+
+// queueLimit bounds the queue at what the schedule's peak rate brings in
+// MaxStartDelay, at least MaxWorkers, at most maxQueued.
+func queueLimit(c Config) int {
+	peak := c.Schedule.StartRate
+	for _, st := range c.Schedule.Stages {
+		peak = max(peak, st.Target)
+	}
+	return min(maxQueued, max(c.MaxWorkers, int(peak*c.MaxStartDelay.Seconds())+1))
+}
+
+func (q *startQueue) len() int64 { return q.n.Load() }
+
+func (q *startQueue) push(j job) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.jobs)-q.head >= q.limit {
+		return false
+	}
+	if q.head > 0 && q.head == len(q.jobs) {
+		q.jobs, q.head = q.jobs[:0], 0
+	}
+	q.jobs = append(q.jobs, j)
+	q.n.Add(1)
+	return true
+}
+
+func (q *startQueue) pop() (job, bool) {
+	if q.n.Load() == 0 {
+		return job{}, false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.jobs) {
+		return job{}, false
+	}
+	j := q.jobs[q.head]
+	q.head++
+	q.n.Add(-1)
+	if q.head == len(q.jobs) {
+		q.jobs, q.head = q.jobs[:0], 0
+	}
+	return j, true
 }
 
 func (e *Executor) do(ctx context.Context, j job) {

@@ -172,14 +172,14 @@ func TestOpenModelMeasuresAStallThatAClosedLoopHides(t *testing.T) {
 
 // TestExhaustedWorkersDropIterations: with 5 workers for a server that
 // takes 200 ms, 100 iterations over 1 s cannot all start; those that find no
-// free worker are dropped and counted, never queued, and the server never
-// sees more than 5 requests at once.
+// free worker are dropped and counted when MaxStartDelay is off (k6's
+// behaviour), and the server never sees more than 5 requests at once.
 func TestExhaustedWorkersDropIterations(t *testing.T) {
 	srv := newStallServer(t)
 	srv.delay = 200 * time.Millisecond
 	m := loadgen.NewMetrics()
 	ex, err := loadgen.New(loadgen.Config{Schedule: loadgen.Constant(100, time.Second), Scenarios: httpScenario(t, srv.URL, 5),
-		Workers: 2, MaxWorkers: 5, Metrics: m, RunID: "drop"})
+		Workers: 2, MaxWorkers: 5, MaxStartDelay: -1, Metrics: m, RunID: "drop"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +209,98 @@ func TestExhaustedWorkersDropIterations(t *testing.T) {
 	} {
 		if got := metricValue(t, buf.String(), name); got != float64(want) {
 			t.Errorf("%s = %v, want %d", name, got, want)
+		}
+	}
+}
+
+// startLag wraps a scenario and keeps how late each iteration started.
+type startLag struct {
+	loadgen.Scenario
+	mu   sync.Mutex
+	lags []time.Duration
+}
+
+func (l *startLag) Run(ctx context.Context, it *loadgen.Iteration) error {
+	d := time.Since(it.Intended)
+	l.mu.Lock()
+	l.lags = append(l.lags, d)
+	l.mu.Unlock()
+	return l.Scenario.Run(ctx, it)
+}
+
+// Iterations that find every worker busy wait, oldest first, up to
+// MaxStartDelay for one, and are dropped past it: 5 workers of 200 ms at
+// 100/s start about 25 a second whatever the delay, the waiting ones start
+// late and their latency says so, none starts later than the delay, and the
+// schedule itself never waits.
+func TestBusyWorkersQueueIterationsUpToMaxStartDelay(t *testing.T) {
+	srv := newStallServer(t)
+	srv.delay = 200 * time.Millisecond
+	const delay = 300 * time.Millisecond
+	lag := &startLag{Scenario: httpScenario(t, srv.URL, 5)[0].Scenario}
+	ex, err := loadgen.New(loadgen.Config{Schedule: loadgen.Constant(100, time.Second),
+		Scenarios: []loadgen.Weighted{{Scenario: lag, Weight: 1}}, Workers: 5, MaxWorkers: 5, MaxStartDelay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := ex.Summary()
+	if s.Scheduled != 100 || s.Iterations+s.Dropped != s.Scheduled || s.Iterations != int64(len(lag.lags)) {
+		t.Fatalf("scheduled %d, started %d (%d seen), dropped %d; want 100 = started + dropped", s.Scheduled, s.Iterations, len(lag.lags), s.Dropped)
+	}
+	if s.Dropped < 55 || s.Iterations > 45 {
+		t.Errorf("started %d, dropped %d; 5 workers of 200 ms fit ~25 iterations in 1 s, ~40 with the queue's tail", s.Iterations, s.Dropped)
+	}
+	if got := srv.maxSeen.Load(); got > 5 {
+		t.Errorf("the server saw %d requests at once; the workers are bounded to 5", got)
+	}
+	var waited int
+	for _, d := range lag.lags {
+		// The check is made just before the start: allow scheduling slack.
+		if d > delay+100*time.Millisecond {
+			t.Errorf("an iteration started %v after its time; the most is %v", d, delay)
+		}
+		if d > 50*time.Millisecond {
+			waited++
+		}
+	}
+	if waited < 10 {
+		t.Errorf("only %d iterations waited for a worker; with every worker busy most should have", waited)
+	}
+	// Their wait is in their latency: the median request took its 200 ms
+	// plus a wait.
+	if p50 := s.Histogram.Quantile(50); p50 < 250*time.Millisecond {
+		t.Errorf("p50 %v; queued iterations' latency must include their wait for a worker", p50)
+	}
+}
+
+// A short stall of the target with few workers: with the default
+// MaxStartDelay the iterations that arrive during it wait and none is
+// dropped; with it off they are dropped.
+func TestMaxStartDelayAbsorbsABurst(t *testing.T) {
+	for _, tc := range []struct {
+		delay   time.Duration
+		dropped bool
+	}{{0, false}, {-1, true}} {
+		srv := newStallServer(t)
+		ex, err := loadgen.New(loadgen.Config{Schedule: loadgen.Constant(200, 600*time.Millisecond), Scenarios: httpScenario(t, srv.URL, 4),
+			Workers: 4, MaxWorkers: 4, MaxStartDelay: tc.delay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		srv.stall(now.Add(200*time.Millisecond), now.Add(240*time.Millisecond))
+		if err := ex.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s := ex.Summary()
+		if got := s.Dropped > 0; got != tc.dropped {
+			t.Errorf("MaxStartDelay %v: %d of %d dropped; want dropped: %v", tc.delay, s.Dropped, s.Scheduled, tc.dropped)
+		}
+		if s.Iterations+s.Dropped != s.Scheduled {
+			t.Errorf("MaxStartDelay %v: started %d + dropped %d != scheduled %d", tc.delay, s.Iterations, s.Dropped, s.Scheduled)
 		}
 	}
 }

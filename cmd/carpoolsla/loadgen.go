@@ -37,7 +37,7 @@ type loadgenFlags struct {
 	target, ramp, mix, pushURL, locationURL, center, runID string
 	clickhouse                                             string
 	rate, spread                                           float64
-	duration, timeout, grace, pushInterval                 time.Duration
+	duration, timeout, grace, pushInterval, startDelay     time.Duration
 	workers, maxWorkers, maxConns, drivers                 int
 	thresholds, outs, pricingAddrs                         []string
 	jsonOut                                                bool
@@ -89,7 +89,8 @@ Exit codes: 0 every threshold held, 99 a threshold failed, 2 usage error, 1 the 
 	fl.StringVar(&f.mix, "scenario", "ride", "scenario or weighted mix, e.g. ride=70,quote=20,drivers=10")
 	fl.StringArrayVar(&f.thresholds, "threshold", nil, "pass/fail criterion, repeatable, e.g. 'p99<800ms'")
 	fl.IntVar(&f.workers, "workers", loadgen.DefaultWorkers, "workers started before the run (preallocated)")
-	fl.IntVar(&f.maxWorkers, "max-workers", loadgen.DefaultMaxWorkers, "most workers; an iteration finding none free is dropped")
+	fl.IntVar(&f.maxWorkers, "max-workers", loadgen.DefaultMaxWorkers, "most workers; an iteration finding none free waits up to --max-start-delay, then is dropped")
+	fl.DurationVar(&f.startDelay, "max-start-delay", loadgen.DefaultMaxStartDelay, "how long an iteration may wait for a free worker (counted in its latency) before it is dropped; 0 drops at once, as k6")
 	fl.IntVar(&f.maxConns, "max-conns", 0, "most HTTP connections per host (default --max-workers)")
 	fl.DurationVar(&f.timeout, "timeout", loadgen.DefaultTimeout, "timeout of each request")
 	fl.DurationVar(&f.grace, "graceful-stop", loadgen.DefaultGracefulStop, "time running iterations get to finish after the schedule ends")
@@ -153,6 +154,13 @@ func runLoadgen(cmd *cobra.Command, f loadgenFlags, stdout, stderr io.Writer, ho
 		runID = loadgen.NewRunID()
 	}
 	maxWorkers := f.maxWorkers
+	startDelay := f.startDelay
+	switch {
+	case startDelay < 0:
+		return usage(stderr, "--max-start-delay %v: give a duration of 0 (drop at once) or more", startDelay)
+	case startDelay == 0:
+		startDelay = -1 // the library's "off"
+	}
 	maxConns := f.maxConns
 	if maxConns == 0 {
 		maxConns = maxWorkers
@@ -171,7 +179,7 @@ func runLoadgen(cmd *cobra.Command, f loadgenFlags, stdout, stderr io.Writer, ho
 	}()
 	metrics := loadgen.NewMetrics()
 	exec, err := loadgen.New(loadgen.Config{Schedule: sched, Scenarios: scens, Workers: f.workers, MaxWorkers: maxWorkers,
-		Timeout: f.timeout, GracefulStop: f.grace, Metrics: metrics, RunID: runID, Target: f.target, Mix: mix})
+		MaxStartDelay: startDelay, Timeout: f.timeout, GracefulStop: f.grace, Metrics: metrics, RunID: runID, Target: f.target, Mix: mix})
 	if err != nil {
 		return usage(stderr, "%v", err)
 	}

@@ -112,6 +112,8 @@ func TestLoadgenUsageErrors(t *testing.T) {
 		"A bad --out says the form.":               {[]string{"--target", "http://x", "--rate", "1", "--duration", "1s", "--out", "csv=x"}, "json=FILE"},
 		"A bad --center says the form.":            {[]string{"--target", "http://x", "--rate", "1", "--duration", "1s", "--center", "north"}, "lat,lng"},
 		"Workers above the maximum are refused.":   {[]string{"--target", "http://x", "--rate", "1", "--duration", "1s", "--workers", "10", "--max-workers", "5"}, "--max-workers"},
+		"A negative start delay is refused.":       {[]string{"--target", "http://x", "--rate", "1", "--duration", "1s", "--max-start-delay", "-1s"}, "--max-start-delay"},
+		"A start delay over a minute is refused.":  {[]string{"--target", "http://x", "--rate", "1", "--duration", "1s", "--max-start-delay", "2m"}, "max start delay"},
 		"A bad push URL is refused.":               {[]string{"--target", "http://x", "--rate", "1", "--duration", "1s", "--push-url", "vm:8428"}, "import endpoint"},
 		"An unknown flag is a usage error.":        {[]string{"--nope"}, "unknown flag"},
 		"merge needs files.":                       {[]string{"merge"}, "requires at least 1 arg"},
