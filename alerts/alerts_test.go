@@ -239,9 +239,10 @@ func TestRunbooksCoverEveryAlert(t *testing.T) {
 	}
 }
 
-// TestLongWindowsAreRecordedInTheSlowGroup keeps the per-tick rule cost
-// bounded: no rule of the default-interval recording group reads a range
-// longer than LongWindow, and the long group has its own interval.
+// TestLongWindowsAreRecordedInTheSlowGroup keeps the rule cost bounded: no
+// rule of the default-interval recording group reads a range longer than
+// LongWindow, the long group has its own interval, and in it only the tier
+// reads raw samples, over TierWindow.
 func TestLongWindowsAreRecordedInTheSlowGroup(t *testing.T) {
 	set, err := Build(shippedSpec(t))
 	if err != nil {
@@ -258,15 +259,24 @@ func TestLongWindowsAreRecordedInTheSlowGroup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			longest := time.Duration(0)
+			longest, longestRaw := time.Duration(0), time.Duration(0)
 			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
 				if m, ok := n.(*parser.MatrixSelector); ok {
 					longest = max(longest, m.Range)
+					if vs, ok := m.VectorSelector.(*parser.VectorSelector); ok && !strings.HasPrefix(vs.Name, "carpool:") {
+						longestRaw = max(longestRaw, m.Range)
+					}
 				}
 				return nil
 			})
 			if g.Name == GroupRecording && longest > LongWindow {
 				t.Errorf("%s reads a %s range in %s, which is evaluated every scrape interval", r.Record, longest, g.Name)
+			}
+			// Long windows sum the recorded tier; only the tier reads raw
+			// samples, over TierWindow.
+			if g.Name == GroupRecordingLong && longestRaw > TierWindow {
+				t.Errorf("%s reads raw samples over %s; windows over %s must read the recorded tier (%s, %s)",
+					r.Record, longestRaw, LongWindow, catalog.SLIBadEventsRate.Name, catalog.SLIEventsRate.Name)
 			}
 		}
 		if g.Name == GroupRecordingLong && time.Duration(g.Interval) != LongInterval {

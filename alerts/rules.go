@@ -38,6 +38,10 @@ const (
 	LongInterval = time.Minute
 )
 
+// TierWindow is the range of the recorded event rates (SLIBadEventsRate,
+// SLIEventsRate) that windows longer than LongWindow are summed from.
+const TierWindow = 5 * time.Minute
+
 // regionDownFor is how long no prober may see a region healthy before
 // RegionDown fires. Probes already need unhealthyAfter consecutive failures.
 const regionDownFor = time.Minute
@@ -197,6 +201,37 @@ func badEvents(svc spec.Service, slo spec.SLO, fn, window, by string) string {
 	return fmt.Sprintf("%s or 0 * %s", bad, total)
 }
 
+// badEventsAny is an SLO's bad events whatever its kind: the failures of
+// an availability SLO, total minus good of a latency SLO.
+func badEventsAny(svc spec.Service, slo spec.SLO, fn, window, by string) string {
+	if slo.Kind == spec.KindLatency {
+		good, total := SLIEvents(svc, slo, fn, window, by)
+		return fmt.Sprintf("%s - %s", total, good)
+	}
+	return badEvents(svc, slo, fn, window, by)
+}
+
+// tierRatio is an SLO's share of bad events over a window longer than
+// LongWindow, from the recorded tier: the sum over the window of the bad
+// events' 5-minute rates over that of all events'. Both tier series are
+// sampled at the same instants, so this is the event-weighted ratio of the
+// window (up to TierWindow at its start), as the raw increases give, at a
+// cost of one series per SLO and region, a sample a minute.
+func tierRatio(svc spec.Service, slo spec.SLO, window, by string) string {
+	m := []string{eq(catalog.LabelService, svc.Name), eq(catalog.LabelSLO, slo.Name)}
+	return fmt.Sprintf("sum%s (sum_over_time(%s[%s])) / sum%s (sum_over_time(%s[%s]))",
+		by, selector(catalog.SLIBadEventsRate.Name, m...), window, by, selector(catalog.SLIEventsRate.Name, m...), window)
+}
+
+// ratioOver is an SLO's share of bad events over w: from the raw counters
+// up to LongWindow, from the tier beyond.
+func ratioOver(svc spec.Service, slo spec.SLO, w time.Duration, fn, by string) string {
+	if w > LongWindow {
+		return tierRatio(svc, slo, win(w), by)
+	}
+	return badRatio(svc, slo, fn, win(w), by)
+}
+
 // badRatio returns the PromQL of an SLO's share of bad events.
 func badRatio(svc spec.Service, slo spec.SLO, fn, window, by string) string {
 	good, total := SLIEvents(svc, slo, fn, window, by)
@@ -218,19 +253,37 @@ func sloLabels(svc spec.Service, slo spec.SLO, extra ...string) map[string]strin
 
 func (b *builder) recording() {
 	s := b.s
-	var longest time.Duration // the longest SLO window
+	var longest, longestAlert time.Duration // the longest SLO and burn-rate windows
+	for _, svc := range s.Services {
+		for _, slo := range svc.SLOs {
+			longest = max(longest, time.Duration(slo.Window))
+		}
+	}
+	for _, w := range s.AlertWindows() {
+		longestAlert = max(longestAlert, w)
+	}
+	// The tier first: the long windows below, in the same group, read what
+	// it recorded at the same evaluation.
+	if max(longest, longestAlert) > LongWindow {
+		tw := win(TierWindow)
+		for _, svc := range s.Services {
+			for _, slo := range svc.SLOs {
+				b.recordIn(GroupRecordingLong, catalog.SLIBadEventsRate.Name, badEventsAny(svc, slo, "rate", tw, byRegion), sloLabels(svc, slo))
+				_, total := SLIEvents(svc, slo, "rate", tw, byRegion)
+				b.recordIn(GroupRecordingLong, catalog.SLIEventsRate.Name, total, sloLabels(svc, slo))
+			}
+		}
+	}
 	for _, svc := range s.Services {
 		for _, slo := range svc.SLOs {
 			for _, w := range s.AlertWindows() {
 				name := catalog.SLIErrorRatioName(win(w))
-				b.recordOver(w, name, badRatio(svc, slo, "rate", win(w), byRegion), sloLabels(svc, slo))
-				b.recordOver(w, name, badRatio(svc, slo, "rate", win(w), ""), sloLabels(svc, slo, catalog.LabelRegion, catalog.GlobalRegion))
+				b.recordOver(w, name, ratioOver(svc, slo, w, "rate", byRegion), sloLabels(svc, slo))
+				b.recordOver(w, name, ratioOver(svc, slo, w, "rate", ""), sloLabels(svc, slo, catalog.LabelRegion, catalog.GlobalRegion))
 			}
 			sw := time.Duration(slo.Window)
-			longest = max(longest, sw)
-			window := win(sw)
-			b.recordOver(sw, catalog.SLOAttainment.Name, "1 - ("+badRatio(svc, slo, "increase", window, byRegion)+")", sloLabels(svc, slo))
-			b.recordOver(sw, catalog.SLOAttainment.Name, "1 - ("+badRatio(svc, slo, "increase", window, "")+")", sloLabels(svc, slo, catalog.LabelRegion, catalog.GlobalRegion))
+			b.recordOver(sw, catalog.SLOAttainment.Name, "1 - ("+ratioOver(svc, slo, sw, "increase", byRegion)+")", sloLabels(svc, slo))
+			b.recordOver(sw, catalog.SLOAttainment.Name, "1 - ("+ratioOver(svc, slo, sw, "increase", "")+")", sloLabels(svc, slo, catalog.LabelRegion, catalog.GlobalRegion))
 			att := selector(catalog.SLOAttainment.Name, eq(catalog.LabelService, svc.Name), eq(catalog.LabelSLO, slo.Name))
 			b.recordOver(sw, catalog.SLOErrorBudgetRemaining.Name, fmt.Sprintf("1 - (1 - %s) / %s", att, num(budget(slo.Objective))), sloLabels(svc, slo))
 		}

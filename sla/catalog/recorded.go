@@ -18,9 +18,25 @@ var SLIErrorRatio = Metric{
 
 // Recorded series with fixed names.
 var (
+	// SLIBadEventsRate and SLIEventsRate are the tier under the windows
+	// longer than an hour: per-second rates of an SLO's bad and total events
+	// over 5 minutes, per region, recorded once a minute. A long window's
+	// ratio is the ratio of their sums over it, so it reads one series per
+	// SLO and region, a sample a minute, instead of every raw counter and
+	// histogram bucket at scrape resolution.
+	SLIBadEventsRate = Metric{
+		Name: "carpool:sli_bad_events:rate5m", Type: Recorded, Unit: "events per second", Producer: Rules,
+		Help:   "Per-second rate of an SLO's bad events over 5 minutes, per region, recorded every minute: the tier its windows longer than an hour are summed from.",
+		Labels: []string{LabelService, LabelSLO, LabelRegion},
+	}
+	SLIEventsRate = Metric{
+		Name: "carpool:sli_events:rate5m", Type: Recorded, Unit: "events per second", Producer: Rules,
+		Help:   "Per-second rate of all an SLO's events over 5 minutes, per region, recorded every minute: the tier its windows longer than an hour are summed from.",
+		Labels: []string{LabelService, LabelSLO, LabelRegion},
+	}
 	SLOAttainment = Metric{
 		Name: "carpool:slo_attainment:ratio", Type: Recorded, Unit: "ratio", Producer: Rules,
-		Help:   "Share of good events of an SLO over its rolling window, from increases of good and total events (event-weighted).",
+		Help:   "Share of good events of an SLO over its rolling window, event-weighted: from increases of good and total events, or for windows longer than an hour from the sums of their recorded 5-minute rates.",
 		Labels: []string{LabelService, LabelSLO, LabelRegion},
 	}
 	SLOErrorBudgetRemaining = Metric{
@@ -62,5 +78,5 @@ var (
 
 // RecordedSeries lists the recorded families in documentation order.
 func RecordedSeries() []Metric {
-	return []Metric{SLIErrorRatio, SLOAttainment, SLOErrorBudgetRemaining, ServiceAttainment, CompositeSLA, KeySLOBreached, CompositeMet, RegionErrorRatio, RegionLatencyP99}
+	return []Metric{SLIErrorRatio, SLIBadEventsRate, SLIEventsRate, SLOAttainment, SLOErrorBudgetRemaining, ServiceAttainment, CompositeSLA, KeySLOBreached, CompositeMet, RegionErrorRatio, RegionLatencyP99}
 }
