@@ -204,5 +204,3 @@ func rawGlobal(t *testing.T, query func(string, time.Duration) map[string]float6
 	}
 	return math.NaN()
 }
-
-
