@@ -274,7 +274,9 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		sinks = append(sinks, mem)
 		minutes = mem
 	}
-	eng, err := engine.New(engine.Config{Spec: s, Reader: reader, Actuator: pusher, Sink: sinks, Log: log.With("component", "engine"), Registerer: reg})
+	// With --data-dir the breakers survive a restart of the demo.
+	eng, err := engine.New(engine.Config{Spec: s, Reader: reader, Actuator: pusher, Sink: sinks, Log: log.With("component", "engine"), Registerer: reg,
+		StateFile: filepath.Join(dir, "engine-state.json")})
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,8 @@ type engineFlags struct {
 	scrape                     []string
 	dryRun                     bool
 	latencyWindow              time.Duration
+	stateFile                  string
+	stateMaxAge                time.Duration
 	external                   source.Flags
 	store                      embedded.Flags
 	push                       actuate.Flags
@@ -70,7 +72,12 @@ query API (/api/v1/query, query_range, labels, series) on --listen next to the e
 
   GET /api/v1/status    every region's score, components, breaker, weight and SLOs
   GET /api/v1/routing   the current route table (the gateways' pull fallback)
-  GET /metrics          the engine's metrics (carpool_sla_*, carpool_breaker_state, ...)`,
+  GET /metrics          the engine's metrics (carpool_sla_*, carpool_breaker_state, ...)
+
+The breakers survive a restart: the engine keeps them in --state-file (by default
+engine-state.json in --store-dir with the embedded store; none with --prometheus unless given)
+and restores them at start when the file is younger than --state-max-age, so a region it had
+broken stays out until it shows it recovered.`,
 		Example: `  carpoolsla engine --spec deploy/sla.yaml \
     --scrape sh-a-entry=http://127.0.0.1:18100/metrics --scrape sh-a-gateway=http://127.0.0.1:18105/metrics \
     --gateway sh-a=http://127.0.0.1:18105 --gateway sh-b=http://127.0.0.1:18115 --gateway bj-a=http://127.0.0.1:18125 \
@@ -90,6 +97,8 @@ query API (/api/v1/query, query_range, labels, series) on --listen next to the e
 	fs.BoolVar(&f.dryRun, "dry-run", false, "decide and report without acting: the gateways get every region closed (overrides the spec's breaker.dryRun)")
 	fs.DurationVar(&f.latencyWindow, "latency-window", signals.DefaultLatencyWindow, "rate window of each region's P99 and P95 latency and traffic (the breaker's and the weights' input); at least two scrape intervals")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.stateFile, "state-file", "", "file that keeps the breakers across restarts (default engine-state.json in --store-dir; none with --prometheus); --state-file= with --store-dir for none")
+	fs.DurationVar(&f.stateMaxAge, "state-max-age", engine.DefaultStateMaxAge, "oldest state file restored at start; 0 restores any age")
 	f.external.Register(fs)
 	f.store.Register(fs)
 	fs.StringVar(&f.store.Dir, "data-dir", embedded.DefaultDir, "alias of --store-dir")
@@ -150,6 +159,9 @@ func runEngine(ctx context.Context, f engineFlags, stdout, stderr io.Writer) err
 				return usageErr(stderr, fmt.Errorf("--%s configures the embedded store; with --prometheus configure scraping, rules and alerting in that server", name))
 			}
 		}
+	}
+	if f.stateMaxAge < 0 {
+		return usageErr(stderr, fmt.Errorf("--state-max-age %s: give a positive age such as 1h, or 0 to restore any age", f.stateMaxAge))
 	}
 	if f.latencyWindow < time.Second {
 		return usageErr(stderr, fmt.Errorf("--latency-window %s is too short; give a rate window of at least two scrape intervals, such as 1m", f.latencyWindow))
@@ -234,7 +246,13 @@ func runEngine(ctx context.Context, f engineFlags, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	ecfg := engine.Config{Spec: s, Reader: reader, Now: time.Now, Log: log, Registerer: reg}
+	ecfg := engine.Config{Spec: s, Reader: reader, Now: time.Now, Log: log, Registerer: reg, StateFile: f.stateFile, StateMaxAge: f.stateMaxAge}
+	if !f.changed("state-file") && !external {
+		ecfg.StateFile = filepath.Join(f.store.Dir, "engine-state.json")
+	}
+	if f.stateMaxAge == 0 {
+		ecfg.StateMaxAge = -1 // the library's "any age"
+	}
 	if f.push.Enabled() {
 		pushCfg.Registerer = reg
 		pushCfg.Log = log.With("component", "actuate")

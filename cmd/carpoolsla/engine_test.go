@@ -125,6 +125,8 @@ func TestEngineFlagErrors(t *testing.T) {
 			[]string{"--spec", specFile, "--log-level", "loud", "--prometheus", "http://127.0.0.1:1"}, 2, "--log-level"},
 		"A latency window too short to hold two scrapes is named.": {
 			[]string{"--spec", specFile, "--latency-window", "100ms"}, 2, "--latency-window 100ms is too short"},
+		"A negative state age is named.": {
+			[]string{"--spec", specFile, "--state-max-age", "-1h"}, 2, "--state-max-age -1h0m0s"},
 		"An unknown flag fails.": {
 			[]string{"--spec", specFile, "--no-such-flag"}, 2, "unknown flag"},
 	}
@@ -233,7 +235,8 @@ func TestEngineEmbeddedServesStatusStoreAndMetricsAndPushes(t *testing.T) {
 	gsrv := httptest.NewServer(gw)
 	t.Cleanup(gsrv.Close)
 	token := writeFile(t, "token", "t0ken\n")
-	base, stderr, stop := startEngine(t, "--spec", fastSpec(t), "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
+	dataDir := t.TempDir()
+	base, stderr, stop := startEngine(t, "--spec", fastSpec(t), "--listen", "127.0.0.1:0", "--data-dir", dataDir,
 		"--gateway", "sh-a="+gsrv.URL, "--admin-token-file", token)
 
 	var st engine.Status
@@ -287,6 +290,12 @@ func TestEngineEmbeddedServesStatusStoreAndMetricsAndPushes(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/api/v1/status"); err == nil {
 		t.Error("the API still answers after the engine stopped")
+	}
+	// The breakers are kept in the data folder for the next start.
+	var state engine.State
+	if b, err := os.ReadFile(filepath.Join(dataDir, "engine-state.json")); err != nil || json.Unmarshal(b, &state) != nil ||
+		state.Format != engine.StateFormat || len(state.Regions) != 3 {
+		t.Errorf("engine-state.json in --data-dir: %+v, %v", state, err)
 	}
 }
 

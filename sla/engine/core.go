@@ -226,8 +226,10 @@ func (c *Core) Step(now time.Time, sig Signals) Decision {
 			for i := range r.lastComp {
 				r.lastComp[i] = now
 			}
-			r.since = now
-			r.reason = "engine started"
+			if r.since.IsZero() { // not restored
+				r.since = now
+				r.reason = "engine started"
+			}
 		}
 	}
 	d := Decision{At: now, DryRun: c.s.Breaker.DryRun, Regions: make([]RegionDecision, len(c.regions))}

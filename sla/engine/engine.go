@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,6 +70,13 @@ type Config struct {
 	// ResendEvery is how many ticks without a change pass before the same
 	// route table is applied again; 0 means DefaultResendEvery.
 	ResendEvery int
+	// StateFile, when set, keeps the breakers across restarts: New restores
+	// them from it (see Core.Restore) and every tick that changes a breaker
+	// rewrites it atomically. An unreadable file is logged and ignored.
+	StateFile string
+	// StateMaxAge is how old a state file may be and still be restored;
+	// 0 means DefaultStateMaxAge, negative any age.
+	StateMaxAge time.Duration
 }
 
 // Validate checks the configuration; every message names the field and
@@ -109,6 +117,10 @@ type Engine struct {
 	pushed     RouteTable
 	pushedOK   bool
 	sinceApply int
+	// saved is the breakers last written to StateFile (JSON), restored the
+	// notes of the restore at New.
+	saved    []byte
+	restored []string
 }
 
 // New validates cfg and builds an Engine; it registers the metrics on
@@ -137,7 +149,63 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, core: core, metrics: m}, nil
+	e := &Engine{cfg: cfg, core: core, metrics: m}
+	if cfg.StateFile != "" {
+		e.restore()
+	}
+	return e, nil
+}
+
+// restore sets the breakers from StateFile. Availability comes first: a
+// file that cannot be used is logged, and the engine starts with every
+// breaker closed (and overwrites it at its first tick).
+func (e *Engine) restore() {
+	path, log := e.cfg.StateFile, e.cfg.Log
+	st, ok, err := loadState(path)
+	switch {
+	case err != nil:
+		log.Error("engine state file unusable; starting with every breaker closed", "file", path, "err", err)
+		return
+	case !ok:
+		log.Info("no engine state file yet; starting with every breaker closed", "file", path)
+		return
+	}
+	maxAge := e.cfg.StateMaxAge
+	if maxAge == 0 {
+		maxAge = DefaultStateMaxAge
+	}
+	if age := e.cfg.Now().Sub(st.SavedAt); maxAge > 0 && age > maxAge {
+		log.Warn("engine state file too old to trust; starting with every breaker closed", "file", path, "saved_at", st.SavedAt, "age", age.Round(time.Second), "max_age", maxAge)
+		return
+	}
+	notes, err := e.core.Restore(st)
+	if err != nil {
+		log.Error("engine state file unusable; starting with every breaker closed", "file", path, "err", err)
+		return
+	}
+	e.restored = notes
+	log.Info("breakers restored from the engine state file", "file", path, "saved_at", st.SavedAt, "notes", notes)
+}
+
+// Restored says what New restored from StateFile, a line per region that
+// was not closed or could not be restored (empty when nothing was).
+func (e *Engine) Restored() []string { return slices.Clone(e.restored) }
+
+// persist rewrites StateFile when a breaker changed.
+func (e *Engine) persist(now time.Time) error {
+	st := e.core.Snapshot(now)
+	regions, err := json.Marshal(st.Regions)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(regions, e.saved) {
+		return nil
+	}
+	if err := saveState(e.cfg.StateFile, st); err != nil {
+		return fmt.Errorf("saving the breakers to %s: %w", e.cfg.StateFile, err)
+	}
+	e.saved = regions
+	return nil
 }
 
 // Tick runs one tick: read the signals, decide, expose the metrics, emit
@@ -165,6 +233,11 @@ func (e *Engine) Tick(ctx context.Context) (Decision, error) {
 		sig = Signals{At: now}
 	}
 	d := e.core.Step(now, sig)
+	if e.cfg.StateFile != "" {
+		if err := e.persist(now); err != nil {
+			errs = append(errs, err)
+		}
+	}
 
 	e.mu.Lock()
 	if !e.decided || !sameRoutes(d.Table, e.last.Table) {
