@@ -287,7 +287,11 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 
 	// The report API and status page, with the engine's live view and the
 	// regions' fault injectors behind them.
-	rep, err := report.New(report.Config{Spec: s, History: history, Live: liveFromEngine{eng}, Faults: clusterFaults{cluster},
+	drills := demoDrills{mem: mem}
+	if sink != nil {
+		drills.w = sink.Drills
+	}
+	rep, err := report.New(report.Config{Spec: s, History: history, Live: liveFromEngine{eng}, Faults: clusterFaults{cluster}, Drills: drills,
 		Tokens: []string{token}, Log: log.With("component", "report"), Registerer: reg})
 	if err != nil {
 		return err
@@ -404,7 +408,19 @@ func printDemoBanner(w io.Writer, s *spec.Spec, f demoFlags, base, dir, tokenFil
 	fmt.Fprintf(w, "\nTry: make region %s slow, watch its health fall and its breaker open (%s with --fast), then clear it:\n", first, breakerHint(s, f.fast))
 	fmt.Fprintf(w, "  carpoolsla fault inject --region %s --kind latency --value 500ms %s --admin-token-file %s\n", first, strings.Join(faultsFlags, " "), tokenFile)
 	fmt.Fprintf(w, "  carpoolsla fault clear  --region %s %s --admin-token-file %s\n", first, strings.Join(faultsFlags, " "), tokenFile)
-	fmt.Fprintf(w, "or use the form on the status page. Ctrl-C stops.\n\n")
+	last := c.Names()[len(c.Names())-1]
+	where := fmt.Sprintf("--base-port %d", f.basePort)
+	if f.basePort == 0 {
+		var fl []string
+		for _, name := range c.Names() {
+			u := c.Regions[name].URLs()
+			fl = append(fl, "--gateway "+name+"="+u[region.Gateway], "--faults "+name+"="+u[region.Entry])
+		}
+		where = strings.Join(fl, " ")
+	}
+	fmt.Fprintf(w, "or use the form on the status page. Measure a drill (its RTO and RPO join the SLA report):\n")
+	fmt.Fprintf(w, "  carpoolsla drill --scenario region_down --region %s %s --admin-token-file %s --engine %s/api/v1/status --report-url %s\n", last, where, tokenFile, base, base)
+	fmt.Fprintf(w, "Ctrl-C stops.\n\n")
 }
 
 func breakerHint(s *spec.Spec, fast bool) string {

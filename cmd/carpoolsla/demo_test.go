@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -237,7 +238,7 @@ func TestDemoRunsTheWholePlatformAndStopsOnSIGINT(t *testing.T) {
 	reports := t.TempDir()
 	drillCmd := exec.Command(bin, append([]string{"drill", "--scenario", "region_down", "--region", "bj-a",
 		"--admin-token-file", filepath.Join(data, "admin-token"), "--engine", base + "/api/v1/status",
-		"--rate", "15", "--baseline", "5s", "--duration", "10s", "--out", reports}, gwFlags...)...)
+		"--rate", "15", "--baseline", "5s", "--duration", "10s", "--out", reports, "--report-url", base}, gwFlags...)...)
 	drillCmd.Dir = "../.."
 	drillOut, err := drillCmd.CombinedOutput()
 	if err != nil {
@@ -260,6 +261,26 @@ func TestDemoRunsTheWholePlatformAndStopsOnSIGINT(t *testing.T) {
 		t.Errorf("drill report: %+v; want passed, RTO in (0, 90] s, order success at least 99.99 %%", rep)
 	}
 	t.Logf("region_down drill against the demo: RTO %.2fs, order success %.4f", rep.RTOSeconds, rep.SuccessRatio)
+	// --report-url recorded it in the demo's history: the SLA report's
+	// RPO/RTO compliance counts this drill with its measured RTO.
+	var sla struct {
+		DR struct {
+			Drills           int `json:"drills"`
+			WithinObjectives int `json:"within_objectives"`
+			Scenarios        []struct {
+				Scenario        string  `json:"scenario"`
+				Drills          int     `json:"drills"`
+				WorstRTOSeconds float64 `json:"worst_rto_seconds"`
+			} `json:"scenarios"`
+		} `json:"dr"`
+	}
+	if err := getJSON(base+"/api/v1/sla", &sla); err != nil {
+		t.Fatal(err)
+	}
+	if sla.DR.Drills != 1 || sla.DR.WithinObjectives != 1 || len(sla.DR.Scenarios) != 1 || sla.DR.Scenarios[0].Scenario != "region_down" ||
+		math.Abs(sla.DR.Scenarios[0].WorstRTOSeconds-rep.RTOSeconds) > 1e-6 {
+		t.Errorf("the report's DR section %+v; want the one region_down drill with RTO %.3fs", sla.DR, rep.RTOSeconds)
+	}
 
 	// Ctrl-C stops it cleanly.
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -121,7 +123,8 @@ func newDrill(stdout, stderr io.Writer) *cobra.Command {
 		urls                               drillURLs
 		scenario, regionName, city, value  string
 		engineURL, out, push, faultAt, lvl string
-		clickhouseAddr                     string
+		clickhouseAddr, reportURL          string
+		reportTokenFile                    string
 		rate                               float64
 		duration, baseline, settle         time.Duration
 		maxWait, recoverTimeout, poll      time.Duration
@@ -146,8 +149,9 @@ recorded time T0, and measures:
   ride ids       unique, and increasing per snowflake node
 
 then clears the fault and waits for recovery. It checks the spec's DR objectives (dr.drills, tightened by
-dr.pairs), prints the report, writes it as JSON and Markdown under --out, and pushes the drill metrics
-with --push. With --external-fault it injects nothing: a Chaos Mesh experiment (deploy/k8s/chaos) does,
+dr.pairs), prints the report, writes it as JSON and Markdown under --out, pushes the drill metrics
+with --push, and records the result in ClickHouse with --clickhouse and in a report API (the demo's)
+with --report-url, where the SLA report's RPO/RTO compliance counts it. With --external-fault it injects nothing: a Chaos Mesh experiment (deploy/k8s/chaos) does,
 and T0 is --fault-at or the first failure seen.
 
 Scenarios: region_down, same_city_loss (every region of --region's city), replication_stall,
@@ -190,7 +194,15 @@ Exit codes: 0 every objective met, 1 an objective missed, 2 bad flags, 3 not mea
 			if err != nil {
 				return err
 			}
-			var recorder drill.Recorder
+			var recs recorders
+			if reportURL != "" {
+				p, err := newReportPoster(reportURL, reportTokenFile, token)
+				if err != nil {
+					fmt.Fprintln(stderr, err)
+					return exitError{drillExitUsage}
+				}
+				recs = append(recs, p)
+			}
 			if clickhouseAddr != "" {
 				rec, err := openRecords(cmd.Context(), clickhouseAddr, time.Duration(s.Logs.Retention))
 				if err != nil {
@@ -198,7 +210,11 @@ Exit codes: 0 every objective met, 1 an objective missed, 2 bad flags, 3 not mea
 					return exitError{drillExitUsage}
 				}
 				defer rec.Close()
-				recorder = rec
+				recs = append(recs, rec)
+			}
+			var recorder drill.Recorder
+			if len(recs) > 0 {
+				recorder = recs
 			}
 			r, err := drill.New(drill.Config{
 				Spec: s, Scenario: scenario, Region: regionName, City: city, Value: value,
@@ -263,6 +279,8 @@ Exit codes: 0 every objective met, 1 an objective missed, 2 bad flags, 3 not mea
 	f.BoolVar(&external, "external-fault", false, "inject nothing: measure a fault injected by Chaos Mesh (deploy/k8s/chaos); T0 is --fault-at or the first failure seen")
 	f.StringVar(&faultAt, "fault-at", "", "with --external-fault: the fault's time, RFC 3339")
 	f.StringVar(&clickhouseAddr, "clickhouse", "", "record the result in ClickHouse's drill_results at this native address (host:port)")
+	f.StringVar(&reportURL, "report-url", "", "record the result in this report API (POST /api/v1/drills), e.g. the demo's http://127.0.0.1:8080")
+	f.StringVar(&reportTokenFile, "report-token-file", "", "bearer token of --report-url (default the --admin-token-file token, as in the demo)")
 	f.StringVar(&lvl, "log-level", "warn", "log level of the drill's progress on stderr: debug, info, warn or error")
 	return cmd
 }
@@ -297,4 +315,28 @@ func pushDrillMetrics(ctx context.Context, url string, g prometheus.Gatherer) er
 		return fmt.Errorf("pushing the drill metrics to %s: status %d: %s", url, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	return nil
+}
+
+// newReportPoster checks --report-url and reads its token.
+func newReportPoster(base, tokenFile, adminToken string) (reportPoster, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return reportPoster{}, fmt.Errorf("--report-url %q: give the report API's base URL, e.g. http://127.0.0.1:8080", base)
+	}
+	token := adminToken
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return reportPoster{}, fmt.Errorf("--report-token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return reportPoster{}, errors.New("--report-url needs a write token: give --report-token-file (or --admin-token-file when the report API takes the admin token, as the demo's does)")
+	}
+	target := strings.TrimSuffix(u.String(), "/")
+	if !strings.HasSuffix(target, "/api/v1/drills") {
+		target += "/api/v1/drills"
+	}
+	return reportPoster{url: target, token: token, client: &http.Client{Timeout: 10 * time.Second}}, nil
 }

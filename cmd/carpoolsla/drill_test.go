@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,8 @@ import (
 	"github.com/carpoolsla/carpoolsla/loadgen/drill"
 	"github.com/carpoolsla/carpoolsla/services/region"
 	"github.com/carpoolsla/carpoolsla/services/region/regiontest"
+	"github.com/carpoolsla/carpoolsla/sla/report"
+	"github.com/carpoolsla/carpoolsla/sla/report/memhistory"
 	"github.com/carpoolsla/carpoolsla/sla/spec"
 )
 
@@ -35,6 +39,7 @@ func TestDrillBadInput(t *testing.T) {
 		"--fault-at needs --external-fault.":                   {[]string{"--scenario", "region_down", "--region", "sh-a", "--fault-at", "2026-11-25T10:00:00Z"}, 2, "--external-fault"},
 		"A negative rate is refused.":                          {[]string{"--scenario", "region_down", "--region", "sh-a", "--rate", "-1"}, 2, "give rides per second in (0, 10000]"},
 		"A poll coarser than a second is refused.":             {[]string{"--scenario", "region_down", "--region", "sh-a", "--poll", "2s"}, 2, "keep it at 1s or below"},
+		"A --report-url that is not a URL says the form.":      {[]string{"--scenario", "region_down", "--region", "sh-a", "--report-url", "127.0.0.1:8080"}, 2, "give the report API's base URL"},
 		"A bad gateway flag says how to write it.":             {[]string{"--scenario", "region_down", "--region", "sh-a", "--gateway", "sh-a:80"}, 2, "REGION=http://HOST:PORT"},
 		"latency_spike without an engine is not measurable (exit 3), and no fault is injected.": {
 			[]string{"--scenario", "latency_spike", "--region", "sh-a"}, 3, "NOT MEASURABLE"},
@@ -71,9 +76,22 @@ func TestDrillCommandOnACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := regiontest.Start(t, region.ClusterConfig{Spec: s, AdminToken: "s3cret"})
+	// A report API with the demo's in-process history takes the result.
+	mem, err := memhistory.New(memhistory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const reportToken = "report-write-token-0123"
+	rh, err := report.New(report.Config{Spec: s, History: mem, Drills: demoDrills{mem: mem}, Tokens: []string{reportToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsrv := httptest.NewServer(rh)
+	t.Cleanup(rsrv.Close)
 	args := []string{"drill", "--spec", "../../deploy/sla.yaml", "--scenario", "region_down", "--region", "bj-a",
 		"--admin-token-file", drillTokenFile(t, "s3cret"), "--rate", "30", "--baseline", "5s", "--duration", "3s", "--settle", "1s",
-		"--poll", "50ms", "--recover-timeout", "20s", "--out", t.TempDir(), "--push", vm.URL + "/api/v1/import/prometheus"}
+		"--poll", "50ms", "--recover-timeout", "20s", "--out", t.TempDir(), "--push", vm.URL + "/api/v1/import/prometheus",
+		"--report-url", rsrv.URL, "--report-token-file", drillTokenFile(t, reportToken)}
 	for _, n := range c.Names() {
 		u := c.Regions[n].URLs()
 		args = append(args, "--gateway", n+"="+u[region.Gateway], "--faults", n+"="+u[region.Entry])
@@ -98,6 +116,15 @@ func TestDrillCommandOnACluster(t *testing.T) {
 	var res drill.Result
 	if err := json.Unmarshal(b, &res); err != nil || !res.Passed || res.Scenario != spec.ScenarioRegionDown || res.RTOSeconds <= 0 {
 		t.Fatalf("report %s: %+v %v", filepath.Base(jsonPath), res, err)
+	}
+	// The report API recorded it: its DR section counts the drill with the
+	// RTO the drill measured.
+	var sla report.SLAReport
+	if err := getJSON(rsrv.URL+"/api/v1/sla?scope=region&region=bj-a", &sla); err != nil {
+		t.Fatal(err)
+	}
+	if sla.DR.Drills != 1 || sla.DR.Passed != 1 || len(sla.DR.Scenarios) != 1 || math.Abs(sla.DR.Scenarios[0].WorstRTOSeconds-res.RTOSeconds) > 1e-6 {
+		t.Errorf("report DR section %+v; want the one drill with RTO %v", sla.DR, res.RTOSeconds)
 	}
 	// bj-a's only pairs are the defaults: RTO 90s, RPO 5s.
 	if res.Objectives.RTOSeconds != 90 || res.Objectives.RPOSeconds != 5 {

@@ -11,6 +11,7 @@ import (
 	"github.com/carpoolsla/carpoolsla/services/region"
 	"github.com/carpoolsla/carpoolsla/sla/engine"
 	"github.com/carpoolsla/carpoolsla/sla/report"
+	"github.com/carpoolsla/carpoolsla/sla/report/memhistory"
 	"github.com/carpoolsla/carpoolsla/sla/rollup"
 	"github.com/carpoolsla/carpoolsla/telemetry/chsink"
 )
@@ -143,4 +144,23 @@ func (c chMinutes) WriteMinutes(ctx context.Context, rows []rollup.Minute) error
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// demoDrills records the drill results posted to the demo's report API in
+// its history: ClickHouse's drill_results with --clickhouse, else the
+// in-process history.
+type demoDrills struct {
+	mem *memhistory.Store
+	w   *chsink.Writer[chsink.DrillResult]
+}
+
+func (d demoDrills) RecordDrill(ctx context.Context, rec report.DrillRecord) error {
+	row := drillRow(rec)
+	if d.w != nil {
+		if err := d.w.Write(row); err != nil {
+			return err
+		}
+		return d.w.Flush(ctx)
+	}
+	return d.mem.RecordDrill(ctx, row)
 }

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -11,6 +16,7 @@ import (
 
 	"github.com/carpoolsla/carpoolsla/loadgen"
 	"github.com/carpoolsla/carpoolsla/loadgen/drill"
+	"github.com/carpoolsla/carpoolsla/sla/report"
 	"github.com/carpoolsla/carpoolsla/telemetry/chsink"
 )
 
@@ -68,10 +74,7 @@ func (r *chRecords) RecordRun(ctx context.Context, run loadgen.Run) error {
 
 // RecordDrill writes a drill's result (drill.Recorder).
 func (r *chRecords) RecordDrill(ctx context.Context, res drill.Result) error {
-	row := chsink.DrillResult{EventID: chsink.IDFrom("drill", res.EventID), Time: res.TS, Scenario: res.Scenario, Region: res.Region,
-		Passed: res.Passed, RTOSeconds: res.RTOSeconds, RPOSeconds: res.RPOSeconds, DetectSeconds: res.DetectSeconds,
-		DecideSeconds: res.DecideSeconds, ShiftSeconds: res.ShiftSeconds, SuccessRatio: res.SuccessRatio, Report: res.Markdown()}
-	if err := r.sink.Drills.Write(row); err != nil {
+	if err := r.sink.Drills.Write(drillRow(drillRecord(res))); err != nil {
 		return err
 	}
 	return r.flush(ctx, r.sink.Drills.Flush, r.sink.Drills.Stats)
@@ -95,4 +98,62 @@ func (r *chRecords) Close() error {
 	err := <-r.done
 	r.conn.Close()
 	return err
+}
+
+// drillRecord is a drill's result as the report API takes it.
+func drillRecord(res drill.Result) report.DrillRecord {
+	return report.DrillRecord{EventID: res.EventID, TS: res.TS, Scenario: res.Scenario, Region: res.Region, Passed: res.Passed,
+		RTOSeconds: res.RTOSeconds, RPOSeconds: res.RPOSeconds, DetectSeconds: res.DetectSeconds, DecideSeconds: res.DecideSeconds,
+		ShiftSeconds: res.ShiftSeconds, SuccessRatio: res.SuccessRatio, Report: res.Markdown()}
+}
+
+// drillRow is a drill record as a drill_results row. The row's id derives
+// from the drill's run id, so a drill recorded both directly (--clickhouse)
+// and through a report API that writes to the same ClickHouse is one row.
+func drillRow(d report.DrillRecord) chsink.DrillResult {
+	return chsink.DrillResult{EventID: chsink.IDFrom("drill", d.EventID), Time: d.TS, Scenario: d.Scenario, Region: d.Region,
+		Passed: d.Passed, RTOSeconds: d.RTOSeconds, RPOSeconds: d.RPOSeconds, DetectSeconds: d.DetectSeconds,
+		DecideSeconds: d.DecideSeconds, ShiftSeconds: d.ShiftSeconds, SuccessRatio: d.SuccessRatio, Report: d.Report}
+}
+
+// reportPoster records drill results through a report API's
+// POST /api/v1/drills (the demo's, for example), for `drill --report-url`.
+type reportPoster struct {
+	url, token string
+	client     *http.Client
+}
+
+// RecordDrill posts the result (drill.Recorder).
+func (p reportPoster) RecordDrill(ctx context.Context, res drill.Result) error {
+	body, err := json.Marshal(drillRecord(res))
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("posting the result to %s: %w", p.url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("posting the result to %s: %s: %s", p.url, resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// recorders records a drill's result with each of its recorders.
+type recorders []drill.Recorder
+
+func (rs recorders) RecordDrill(ctx context.Context, res drill.Result) error {
+	var errs []error
+	for _, r := range rs {
+		errs = append(errs, r.RecordDrill(ctx, res))
+	}
+	return errors.Join(errs...)
 }

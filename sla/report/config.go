@@ -42,6 +42,9 @@ type Config struct {
 	Live Live
 	// Faults takes POST /api/v1/faults; without it that route answers 503.
 	Faults Faults
+	// Drills takes POST /api/v1/drills (drill results for the RPO/RTO
+	// compliance); without it that route answers 503.
+	Drills DrillRecorder
 	// TokenFile holds bearer tokens, one per line; blank lines and lines
 	// starting with # are ignored. Without tokens every write is refused.
 	TokenFile string

@@ -98,6 +98,23 @@ func (f *fakeFaults) Clear(ctx context.Context, region string) error {
 	return f.err
 }
 
+// fakeDrills keeps the drill records it is given.
+type fakeDrills struct {
+	mu   sync.Mutex
+	recs []DrillRecord
+	err  error
+}
+
+func (f *fakeDrills) RecordDrill(ctx context.Context, d DrillRecord) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.recs = append(f.recs, d)
+	return nil
+}
+
 // testSpec is the shipped spec.
 func testSpec(t testing.TB) *spec.Spec {
 	t.Helper()
@@ -118,7 +135,7 @@ func newTestHandler(t testing.TB, mod func(*Config)) (*Handler, *fakeHistory, *f
 	h := &fakeHistory{}
 	f := &fakeFaults{}
 	cfg := Config{
-		Spec: testSpec(t), History: h, Faults: f, Tokens: []string{testToken},
+		Spec: testSpec(t), History: h, Faults: f, Drills: &fakeDrills{}, Tokens: []string{testToken},
 		Live:       &fakeLive{st: LiveStatus{At: testNow, Regions: []LiveRegion{{Name: "sh-a", Health: 97.5, Breaker: BreakerClosed, Weight: 40}}}},
 		Now:        func() time.Time { return testNow },
 		Registerer: prometheus.NewRegistry(),

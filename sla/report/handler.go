@@ -52,6 +52,7 @@ var routes = []Route{
 	{http.MethodGet, "/api/v1/sla/timeseries", Read, (*Handler).serveTimeseries},
 	{http.MethodGet, "/api/v1/live", Read, (*Handler).serveLive},
 	{http.MethodPost, "/api/v1/faults", Write, (*Handler).serveFaults},
+	{http.MethodPost, "/api/v1/drills", Write, (*Handler).serveDrills},
 }
 
 // Routes lists the routes the Handler serves (the OpenAPI document lists the
