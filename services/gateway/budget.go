@@ -10,13 +10,18 @@ const budgetSlots = 10
 
 // retryBudget caps retries as a share of requests over a sliding window (as
 // Finagle's and Envoy's retry budgets do): a retry is allowed while the
-// window's retries are fewer than ratio × its requests. With ratio 0.1 that
-// is at most one retry per ten requests, so a dying region adds at most
-// 10 % load to the others. The window slides in tenths.
+// window's retries are fewer than ratio × its requests plus a floor of
+// minPerSecond × the window's seconds. With ratio 0.1 that is at most one
+// retry per ten requests, so a dying region adds at most 10 % load to the
+// others at high traffic; the floor (Finagle's minRetriesPerSec) keeps
+// retries possible at low traffic, where a region that dies takes several
+// requests before it is ejected and ten requests a window would allow
+// only one retry. The window slides in tenths.
 //
 // Safe for concurrent use.
 type retryBudget struct {
 	ratio float64
+	floor float64 // retries always allowed per window
 	slot  time.Duration
 
 	mu      sync.Mutex
@@ -28,12 +33,12 @@ type budgetBucket struct {
 	requests, retries int64
 }
 
-func newRetryBudget(ratio float64, window time.Duration) *retryBudget {
+func newRetryBudget(ratio float64, window time.Duration, minPerSecond float64) *retryBudget {
 	slot := window / budgetSlots
 	if slot <= 0 {
 		slot = 1
 	}
-	return &retryBudget{ratio: ratio, slot: slot}
+	return &retryBudget{ratio: ratio, floor: max(minPerSecond, 0) * window.Seconds(), slot: slot}
 }
 
 // bucketLocked returns the bucket of now, emptied when it last counted an
@@ -68,7 +73,7 @@ func (b *retryBudget) tryRetry(now time.Time) bool {
 			retries += k.retries
 		}
 	}
-	if float64(retries) >= b.ratio*float64(requests) {
+	if float64(retries) >= b.ratio*float64(requests)+b.floor {
 		return false
 	}
 	cur.retries++

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"time"
@@ -57,6 +58,11 @@ type RetryConfig struct {
 	BudgetRatio float64
 	// BudgetWindow is the sliding window the ratio is counted over. Default 10 s.
 	BudgetWindow time.Duration
+	// MinRetriesPerSecond is a floor under the ratio: this many retries a
+	// second (over BudgetWindow) are allowed whatever the traffic, so a
+	// region that dies while traffic is low does not fail riders for want of
+	// budget (Finagle's minRetriesPerSec). Default 10; negative for none.
+	MinRetriesPerSecond float64
 	// Disabled turns retries off.
 	Disabled bool
 }
@@ -174,6 +180,12 @@ func (c *Config) defaults() {
 	if c.Retry.BudgetWindow == 0 {
 		c.Retry.BudgetWindow = 10 * time.Second
 	}
+	switch {
+	case c.Retry.MinRetriesPerSecond == 0:
+		c.Retry.MinRetriesPerSecond = 10
+	case c.Retry.MinRetriesPerSecond < 0:
+		c.Retry.MinRetriesPerSecond = 0
+	}
 	if c.Ejection.ConsecutiveFailures == 0 {
 		c.Ejection.ConsecutiveFailures = 5
 	}
@@ -239,6 +251,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retry.BudgetRatio < 0 || c.Retry.BudgetRatio > 1 {
 		errs = append(errs, fmt.Errorf("retry.budget_ratio %g must be in [0, 1]", c.Retry.BudgetRatio))
+	}
+	if c.Retry.MinRetriesPerSecond > 10_000 || math.IsNaN(c.Retry.MinRetriesPerSecond) {
+		errs = append(errs, fmt.Errorf("retry.min_retries_per_second %g must be at most 10000", c.Retry.MinRetriesPerSecond))
 	}
 	if c.Retry.BudgetWindow <= 0 {
 		errs = append(errs, errors.New("retry.budget_window must be positive"))

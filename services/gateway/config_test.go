@@ -26,6 +26,7 @@ func TestConfigValidate(t *testing.T) {
 		"A probe timeout as long as the interval is rejected.":  {edit: func(c *Config) { c.Probes.Timeout = c.Probes.Interval }, want: "probes.timeout"},
 		"A zero unhealthy threshold is rejected.":               {edit: func(c *Config) { c.Probes.UnhealthyAfter = -1 }, want: "unhealthy_after"},
 		"A retry budget above 1 is rejected.":                   {edit: func(c *Config) { c.Retry.BudgetRatio = 1.5 }, want: "budget_ratio"},
+		"A retry floor above 10000 a second is rejected.":       {edit: func(c *Config) { c.Retry.MinRetriesPerSecond = 1e6 }, want: "min_retries_per_second"},
 		"A max ejection shorter than the base one is rejected.": {edit: func(c *Config) { c.Ejection.MaxEjection = time.Second }, want: "max_ejection"},
 		"Fewer units than regions is rejected.":                 {edit: func(c *Config) { c.Units = 1 }, want: "units"},
 		"A weights URL that is not http is rejected.":           {edit: func(c *Config) { c.WeightsURL = "ftp://x" }, want: "weights_url"},

@@ -141,7 +141,7 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger, tp trace.Tr
 		byName:   make(map[string]*region, len(cfg.Regions)),
 		weights:  make([]int64, len(cfg.Regions)),
 		eligible: make([]bool, len(cfg.Regions)),
-		budget:   newRetryBudget(cfg.Retry.BudgetRatio, cfg.Retry.BudgetWindow),
+		budget:   newRetryBudget(cfg.Retry.BudgetRatio, cfg.Retry.BudgetWindow, cfg.Retry.MinRetriesPerSecond),
 		obs:      map[obsKey]prometheus.Observer{},
 	}
 	names := make([]string, 0, len(cfg.Regions))

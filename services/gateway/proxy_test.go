@@ -150,7 +150,7 @@ func TestRegionKilledMidTrafficCostsNoRide(t *testing.T) {
 }
 
 func TestRetryBudgetCapsExtraLoad(t *testing.T) {
-	tg := newTestGateway(t, []string{"a", "b"}, func(c *Config) { c.Ejection.Disabled = true })
+	tg := newTestGateway(t, []string{"a", "b"}, func(c *Config) { c.Ejection.Disabled = true; c.Retry.MinRetriesPerSecond = -1 })
 	tg.push(t, allToA)
 	tg.ups["a"].status.Store(503)
 	const n = 200
@@ -170,6 +170,31 @@ func TestRetryBudgetCapsExtraLoad(t *testing.T) {
 	}
 	if got := counter(tg.deniedBudget); got != n-n/10 {
 		t.Fatalf("carpool_gateway_retries_denied_total{reason=budget} = %v, want %d", got, n-n/10)
+	}
+}
+
+// At low traffic a region that dies takes its ejection's five failures
+// before the gateway stops sending it riders; ten requests a window give the
+// ratio alone one retry, so riders failed. The floor retries every one of
+// them; without it (MinRetriesPerSecond < 0) most fail.
+func TestALowTrafficRegionDyingFailsNoRider(t *testing.T) {
+	for _, tc := range []struct {
+		floor float64
+		ok    int
+	}{{0, 5}, {-1, 1}} {
+		tg := newTestGateway(t, []string{"a", "b"}, func(c *Config) { c.Retry.MinRetriesPerSecond = tc.floor })
+		tg.push(t, allToA)
+		tg.ups["a"].status.Store(503)
+		ok := 0
+		for i := range 5 {
+			resp, _ := tg.do(t, "POST", "/v1/rides", map[string]string{HeaderIdempotencyKey: fmt.Sprint("low-", i)}, "{}")
+			if resp.StatusCode == 200 {
+				ok++
+			}
+		}
+		if ok != tc.ok {
+			t.Errorf("MinRetriesPerSecond %v: %d of 5 riders served; want %d", tc.floor, ok, tc.ok)
+		}
 	}
 }
 
