@@ -291,7 +291,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	if sink != nil {
 		drills.w = sink.Drills
 	}
-	rep, err := report.New(report.Config{Spec: s, History: history, Live: liveFromEngine{eng}, Faults: clusterFaults{cluster}, Drills: drills,
+	rep, err := report.New(report.Config{Spec: s, History: history, Live: liveFromEngine{eng, cluster}, Faults: clusterFaults{cluster}, Drills: drills,
 		Tokens: []string{token}, Log: log.With("component", "report"), Registerer: reg})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,10 +58,11 @@ func (l *lockedBuffer) String() string {
 
 type liveView struct {
 	Regions []struct {
-		Name    string  `json:"name"`
-		Health  float64 `json:"health"`
-		Breaker string  `json:"breaker"`
-		Weight  float64 `json:"weight"`
+		Name    string   `json:"name"`
+		Health  float64  `json:"health"`
+		Breaker string   `json:"breaker"`
+		Weight  float64  `json:"weight"`
+		Faults  []string `json:"faults"`
 	} `json:"regions"`
 }
 
@@ -181,6 +184,20 @@ func TestDemoRunsTheWholePlatformAndStopsOnSIGINT(t *testing.T) {
 		t.Fatalf("injecting a fault with the token: %d", resp.StatusCode)
 	}
 	injected := time.Now()
+	// The live view names the fault at once (the page shows it at its next
+	// refresh), long before the engine's windows react.
+	realserver.WaitFor(t, 5*time.Second, "the live view to list sh-a's fault", func() (bool, error) {
+		if err := getJSON(base+"/api/v1/live", &live); err != nil {
+			return false, err
+		}
+		for _, r := range live.Regions {
+			if r.Name == "sh-a" {
+				return slices.Equal(r.Faults, []string{"order: +500ms latency"}), fmt.Errorf("sh-a faults %q", r.Faults)
+			}
+		}
+		return false, errors.New("no sh-a in the live view")
+	})
+	t.Logf("the live view listed the fault %.2fs after it was posted", time.Since(injected).Seconds())
 	region := func(name string) (string, float64) {
 		for _, r := range live.Regions {
 			if r.Name == name {
@@ -209,6 +226,18 @@ func TestDemoRunsTheWholePlatformAndStopsOnSIGINT(t *testing.T) {
 		t.Fatalf("carpoolsla fault clear: %v\n%s", err, b)
 	}
 	cleared := time.Now()
+	realserver.WaitFor(t, 5*time.Second, "the live view to drop sh-a's fault", func() (bool, error) {
+		var fresh liveView
+		if err := getJSON(base+"/api/v1/live", &fresh); err != nil {
+			return false, err
+		}
+		for _, r := range fresh.Regions {
+			if r.Name == "sh-a" {
+				return len(r.Faults) == 0, fmt.Errorf("sh-a faults %q", r.Faults)
+			}
+		}
+		return false, errors.New("no sh-a in the live view")
+	})
 	realserver.WaitFor(t, 90*time.Second, "sh-a's breaker to leave open after the fault is cleared", func() (bool, error) {
 		if err := getJSON(base+"/api/v1/live", &live); err != nil {
 			return false, err

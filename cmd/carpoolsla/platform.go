@@ -21,8 +21,13 @@ import (
 // other (sla/ never imports services/).
 
 // liveFromEngine serves the report's live view from the engine's latest
-// decision.
-type liveFromEngine struct{ e *engine.Engine }
+// decision, with each region's injected faults when the regions are in
+// process (the status page shows a fault at its next refresh, long before
+// the engine's windows react to it).
+type liveFromEngine struct {
+	e *engine.Engine
+	c *region.Cluster // nil: faults unknown
+}
 
 func (l liveFromEngine) Live(context.Context) (report.LiveStatus, error) {
 	st := l.e.Status()
@@ -35,6 +40,11 @@ func (l liveFromEngine) Live(context.Context) (report.LiveStatus, error) {
 			Breaker: string(r.Breaker), Weight: r.Weight, CompositePercent: percent(r.Composite)}
 		for _, c := range r.Components {
 			lr.Components[c.Name] = c.Score
+		}
+		if l.c != nil {
+			if reg, ok := l.c.Regions[r.Region]; ok {
+				lr.Faults = reg.Faults.State().Describe()
+			}
 		}
 		out.Regions = append(out.Regions, lr)
 	}

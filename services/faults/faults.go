@@ -13,8 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +52,52 @@ type State struct {
 	ConsumerPaused bool `json:"consumer_paused"`
 	// Services maps a service name, or "*" for all, to its faults.
 	Services map[string]ServiceFaults `json:"services,omitempty"`
+}
+
+// Describe lists the faults in force, one short phrase each, in a stable
+// order ("down", "replication stalled", "clock skew +2s", "consumer
+// paused", then per service "order: +500ms latency, 5% errors"); none is
+// an empty list. The status page shows them next to the region.
+func (s State) Describe() []string {
+	out := []string{}
+	if s.Down {
+		out = append(out, "down")
+	}
+	if s.ReplicationStalled {
+		out = append(out, "replication stalled")
+	}
+	if s.ClockSkew != 0 {
+		sign := "+"
+		if s.ClockSkew < 0 {
+			sign = ""
+		}
+		out = append(out, "clock skew "+sign+s.ClockSkew.D().String())
+	}
+	if s.ConsumerPaused {
+		out = append(out, "consumer paused")
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Services)) {
+		f := s.Services[name]
+		var parts []string
+		if f.Latency.Fixed > 0 || f.Latency.Jitter > 0 {
+			l := "+" + f.Latency.Fixed.D().String()
+			if f.Latency.Jitter > 0 {
+				l += " (±" + f.Latency.Jitter.D().String() + ")"
+			}
+			parts = append(parts, l+" latency")
+		}
+		if f.ErrorRate > 0 {
+			parts = append(parts, strconv.FormatFloat(f.ErrorRate*100, 'f', -1, 64)+"% errors")
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		if name == "*" {
+			name = "every service"
+		}
+		out = append(out, name+": "+strings.Join(parts, ", "))
+	}
+	return out
 }
 
 // Validate checks a state before it is applied.

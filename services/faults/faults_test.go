@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,24 @@ func TestAdminAPI(t *testing.T) {
 	}
 	if w := do(h, "DELETE", "s3cret", ""); w.Code != 200 || in.For("order").Latency.Fixed != 0 {
 		t.Errorf("DELETE did not clear: %d", w.Code)
+	}
+}
+
+func TestDescribeListsTheFaultsInForce(t *testing.T) {
+	if got := (State{}).Describe(); got == nil || len(got) != 0 {
+		t.Fatalf("no faults: %#v, want an empty list", got)
+	}
+	s := State{Down: true, ReplicationStalled: true, ClockSkew: Duration(-2 * time.Second), ConsumerPaused: true,
+		Services: map[string]ServiceFaults{
+			"order": {Latency: Latency{Fixed: Duration(500 * time.Millisecond), Jitter: Duration(50 * time.Millisecond)}, ErrorRate: 0.05},
+			"*":     {ErrorRate: 0.125},
+			"idle":  {},
+		}}
+	want := []string{"down", "replication stalled", "clock skew -2s", "consumer paused", "every service: 12.5% errors", "order: +500ms (±50ms) latency, 5% errors"}
+	if got := s.Describe(); !slices.Equal(got, want) {
+		t.Fatalf("Describe() = %q\nwant        %q", got, want)
+	}
+	if got := (State{ClockSkew: Duration(3 * time.Second)}).Describe(); !slices.Equal(got, []string{"clock skew +3s"}) {
+		t.Fatalf("a skew ahead: %q", got)
 	}
 }

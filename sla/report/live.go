@@ -48,6 +48,10 @@ type LiveRegion struct {
 	// CompositePercent is the region's composite SLA attainment in percent,
 	// null when unknown.
 	CompositePercent *float64 `json:"composite_percent"`
+	// Faults are the injected faults in force in the region, one short
+	// phrase each ("down", "order: +500ms latency"): empty when there are
+	// none, null when the live source does not know them.
+	Faults []string `json:"faults"`
 }
 
 // Faults forwards fault injection to a region's services (their

@@ -12,8 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/carpoolsla/carpoolsla/sla/report"
+	"github.com/carpoolsla/carpoolsla/sla/report/memhistory"
 )
 
 // chromiumBin finds headless Chromium, or fails the test with how to install it.
@@ -398,5 +402,145 @@ func TestJSFixedRoundsAsJavaScriptDoes(t *testing.T) {
 				t.Errorf("jsFixed(%v, %d) = %q, want %q", x, d, got, w)
 			}
 		}
+	}
+}
+
+// faultyLive is a live source whose regions show the faults in force, and
+// the fault forwarder that sets them: as the demo's regions and engine do.
+type faultyLive struct {
+	mu     sync.Mutex
+	st     report.LiveStatus
+	posted []report.FaultAction
+}
+
+func (f *faultyLive) Live(ctx context.Context) (report.LiveStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.st
+	st.Regions = slices.Clone(f.st.Regions)
+	return st, nil
+}
+
+func (f *faultyLive) set(region string, faults []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.st.Regions {
+		if f.st.Regions[i].Name == region {
+			f.st.Regions[i].Faults = faults
+		}
+	}
+}
+
+func (f *faultyLive) Inject(ctx context.Context, region string, fr report.FaultRequest) error {
+	f.mu.Lock()
+	f.posted = append(f.posted, report.FaultAction{Region: region, Action: "inject", Fault: fr})
+	f.mu.Unlock()
+	f.set(region, []string{fmt.Sprintf("%s: +%dms latency", fr.Service, fr.LatencyMS)})
+	return nil
+}
+
+func (f *faultyLive) Clear(ctx context.Context, region string) error {
+	f.mu.Lock()
+	f.posted = append(f.posted, report.FaultAction{Region: region, Action: "clear"})
+	f.mu.Unlock()
+	f.set(region, []string{})
+	return nil
+}
+
+// A fault typed into the status page's form, with the token, reaches the
+// fault forwarder, and the page shows it in the region's card at its next
+// refresh (1 s here); Clear takes it away. Without the token the form says
+// it was refused. Headless Chromium drives the form.
+func TestAFaultFromTheStatusPageShowsOnThePageWithinSeconds(t *testing.T) {
+	st, err := memhistory.New(memhistory.Config{}) // the history plays no part here
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := at(10, 1, 1, 30, 0)
+	lv := &faultyLive{st: liveFixture()}
+	lv.set("r1", []string{})
+	const token = "status-page-token-0123456789"
+	h, err := report.New(report.Config{Spec: fixtureSpec(t), History: st, Live: lv, Faults: lv, Tokens: []string{token},
+		RefreshInterval: time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumBin(t)), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 800),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(browser, actions...); err != nil {
+			t.Fatalf("chromium: %s: %v", what, err)
+		}
+	}
+	textOf := func(testid string) string {
+		t.Helper()
+		s, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`[data-testid="`+testid+`"]`)))
+		if err != nil {
+			t.Fatalf("chromium: reading %s: %v", testid, err)
+		}
+		return s
+	}
+	// waitText polls the page until the element's text satisfies ok.
+	waitText := func(testid string, within time.Duration, ok func(string) bool) (string, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		for {
+			s := textOf(testid)
+			if ok(s) {
+				return s, time.Since(start)
+			}
+			if time.Since(start) > within {
+				t.Fatalf("%s shows %q after %v", testid, s, within)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	step("loading the page", chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="region-r1-faults"]`)))
+	if got := textOf("region-r1-faults"); got != "none" {
+		t.Fatalf("r1's faults before any: %q, want none", got)
+	}
+
+	// Without the token the form says it was refused, and nothing is forwarded.
+	step("filling the form", chromedp.SetValue(chromedp.CSS(`select[name="region"]`), "r1"),
+		chromedp.SetValue(chromedp.CSS(`select[name="service"]`), "order"),
+		chromedp.SetValue(chromedp.CSS(`input[name="latency_ms"]`), "400"),
+		chromedp.Click(chromedp.CSS(`#fault-form button[type="submit"]`)))
+	if got, _ := waitText("fault-result", 10*time.Second, func(s string) bool { return s != "" }); !strings.Contains(got, "refused") {
+		t.Fatalf("the form without a token says %q, want refused", got)
+	}
+	// With it, the fault is forwarded and shows in r1's card at the next refresh.
+	step("injecting with the token", chromedp.SendKeys(chromedp.CSS(`input[name="token"]`), token),
+		chromedp.Click(chromedp.CSS(`#fault-form button[type="submit"]`)))
+	got, took := waitText("region-r1-faults", 10*time.Second, func(s string) bool { return s != "none" })
+	if got != "order: +400ms latency" {
+		t.Fatalf("r1's card shows %q, want the injected fault", got)
+	}
+	t.Logf("the page showed the injected fault %v after the form was sent", took.Round(10*time.Millisecond))
+	if r := textOf("fault-result"); r != "inject sent to r1" {
+		t.Errorf("form result %q", r)
+	}
+	step("clearing", chromedp.Click(chromedp.CSS(`#fault-clear`)))
+	waitText("region-r1-faults", 10*time.Second, func(s string) bool { return s == "none" })
+
+	lv.mu.Lock()
+	posted := slices.Clone(lv.posted)
+	lv.mu.Unlock()
+	want := []report.FaultAction{{Region: "r1", Action: "inject", Fault: report.FaultRequest{Service: "order", LatencyMS: 400}}, {Region: "r1", Action: "clear"}}
+	if !reflect.DeepEqual(posted, want) {
+		t.Fatalf("forwarded %+v\nwant      %+v", posted, want)
 	}
 }

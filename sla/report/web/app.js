@@ -66,6 +66,12 @@
       dl.append(b);
       row("weight", "weight", r.weight, r.weight.toFixed(1));
       row("composite", "composite", r.composite_percent, pct(r.composite_percent, 4));
+      if (r.faults) {
+        const fd = el("div");
+        fd.append(el("dt", {}, "faults"), el("dd", { "data-testid": "region-" + r.name + "-faults", "data-value": String(r.faults.length),
+          class: r.faults.length ? "faulted" : "" }, r.faults.length ? r.faults.join("; ") : "none"));
+        dl.append(fd);
+      }
       c.append(dl);
       const comps = el("ul", { class: "components" });
       for (const name of Object.keys(r.components || {}).sort()) {
