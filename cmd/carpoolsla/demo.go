@@ -23,6 +23,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/carpoolsla/carpoolsla/exporters/rto"
 	"github.com/carpoolsla/carpoolsla/loadgen"
 	"github.com/carpoolsla/carpoolsla/loadgen/scenario"
 	"github.com/carpoolsla/carpoolsla/services/region"
@@ -287,7 +288,14 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 
 	// The report API and status page, with the engine's live view and the
 	// regions' fault injectors behind them.
-	drills := demoDrills{mem: mem}
+	// Drill results posted to the report API are exported as carpool_drill_*
+	// too, for the DR dashboard.
+	drills := demoDrills{mem: mem, metrics: &rto.Drills{}}
+	for _, c := range rto.NewExporter(nil, drills.metrics, log).Collectors {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
 	if sink != nil {
 		drills.w = sink.Drills
 	}

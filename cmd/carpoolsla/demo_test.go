@@ -9,11 +9,13 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -311,6 +313,29 @@ func TestDemoRunsTheWholePlatformAndStopsOnSIGINT(t *testing.T) {
 		t.Errorf("the report's DR section %+v; want the one region_down drill with RTO %.3fs", sla.DR, rep.RTOSeconds)
 	}
 
+	// The posted drill is exported as carpool_drill_* and scraped into the
+	// store, with the RTO the drill measured.
+	realserver.WaitFor(t, 15*time.Second, "the drill's RTO in the demo's store", func() (bool, error) {
+		var r struct {
+			Data struct {
+				Result []struct {
+					Value [2]any `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if err := getJSON(base+"/api/v1/query?query="+url.QueryEscape(`carpool_drill_rto_seconds{scenario="region_down",phase="total"}`), &r); err != nil {
+			return false, err
+		}
+		if len(r.Data.Result) != 1 {
+			return false, fmt.Errorf("%d series", len(r.Data.Result))
+		}
+		v, _ := strconv.ParseFloat(fmt.Sprint(r.Data.Result[0].Value[1]), 64)
+		return math.Abs(v-rep.RTOSeconds) < 1e-6, fmt.Errorf("RTO %v, the drill's %v", v, rep.RTOSeconds)
+	})
+	// A Grafana pointed at the demo's Prometheus API gets every generated
+	// dashboard's data.
+	checkDashboards(t, base, []string{"sh-a", "sh-b", "bj-a"})
+
 	// Ctrl-C stops it cleanly.
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -421,4 +446,115 @@ func TestDemoSendsLogsSpansAndReportsThroughClickHouse(t *testing.T) {
 	if code, err := statusOf(base + "/api/v1/sla?scope=composite"); err != nil || code != 200 {
 		t.Errorf("the report over ClickHouse: %d %v", code, err)
 	}
+}
+
+// dashboardQueries lists every query of a generated dashboard: the panels'
+// expressions and the query variables' label_values(metric, label).
+func dashboardQueries(t *testing.T, file string) (exprs []string, labelValues [][2]string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d any
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(any)
+	walk = func(o any) {
+		switch v := o.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && k == "expr" {
+					exprs = append(exprs, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(d)
+	lv := regexp.MustCompile(`^label_values\((.+), *(\w+)\)$`)
+	for _, v := range d.(map[string]any)["templating"].(map[string]any)["list"].([]any) {
+		if q, ok := v.(map[string]any)["query"].(string); ok {
+			if m := lv.FindStringSubmatch(q); m != nil {
+				labelValues = append(labelValues, [2]string{m[1], m[2]})
+			}
+		}
+	}
+	return exprs, labelValues
+}
+
+// noDataInTheDemo are the dashboard series the demo cannot have, and why.
+var noDataInTheDemo = map[string]string{
+	"carpool_verify_rows_mismatched_total": "the data verifier compares real databases; the demo's regions keep theirs in process",
+}
+
+// checkDashboards runs every query of the generated dashboards against the
+// demo's Prometheus-compatible API as Grafana would (query_range with the
+// variables at "All", label values for the variables): each must succeed
+// and return data, except those of series in noDataInTheDemo (the drill
+// panels have data once a drill was posted to the demo).
+func checkDashboards(t *testing.T, base string, regions []string) {
+	t.Helper()
+	files, _ := filepath.Glob("../../deploy/generated/grafana/dashboards/*.json")
+	if len(files) == 0 {
+		t.Fatal("no generated dashboards")
+	}
+	vars := strings.NewReplacer("$region", strings.Join(regions, "|"), "$service", ".+", "$operation", ".+", "$__rate_interval", "1m", "$__interval", "15s")
+	end := time.Now()
+	total, withData := 0, 0
+	for _, f := range files {
+		exprs, labelValues := dashboardQueries(t, f)
+		for _, lv := range labelValues {
+			var r struct {
+				Status string   `json:"status"`
+				Data   []string `json:"data"`
+			}
+			u := base + "/api/v1/label/" + lv[1] + "/values?" + url.Values{"match[]": {vars.Replace(lv[0])}}.Encode()
+			if err := getJSON(u, &r); err != nil || r.Status != "success" || len(r.Data) == 0 {
+				t.Errorf("%s: the variable's label_values(%s, %s): %v %+v", filepath.Base(f), lv[0], lv[1], err, r)
+			}
+		}
+		var empty []string
+		for _, e := range exprs {
+			var r struct {
+				Status string `json:"status"`
+				Error  string `json:"error"`
+				Data   struct {
+					Result []json.RawMessage `json:"result"`
+				} `json:"data"`
+			}
+			// Grafana sends times to the millisecond; whole seconds would cut
+			// off the last second's samples.
+			q := url.Values{"query": {vars.Replace(e)}, "start": {end.Add(-3 * time.Minute).Format(time.RFC3339Nano)},
+				"end": {end.Format(time.RFC3339Nano)}, "step": {"15"}}
+			total++
+			if err := getJSON(base+"/api/v1/query_range?"+q.Encode(), &r); err != nil || r.Status != "success" {
+				t.Errorf("%s: %s: %v %s", filepath.Base(f), e, err, r.Error)
+				continue
+			}
+			if len(r.Data.Result) == 0 {
+				excused := false
+				for series, why := range noDataInTheDemo {
+					if strings.Contains(e, series) {
+						t.Logf("%s: no data for %s, as expected: %s", filepath.Base(f), series, why)
+						excused = true
+					}
+				}
+				if !excused {
+					empty = append(empty, e)
+				}
+				continue
+			}
+			withData++
+		}
+		if len(empty) > 0 {
+			t.Errorf("%s: %d of %d queries return no data from the demo:\n%s", filepath.Base(f), len(empty), len(exprs), strings.Join(empty, "\n"))
+		}
+	}
+	t.Logf("the generated dashboards' %d queries all ran on the demo's Prometheus API; %d returned data", total, withData)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/carpoolsla/carpoolsla/services/faults"
 	"github.com/carpoolsla/carpoolsla/services/region"
+	"github.com/carpoolsla/carpoolsla/exporters/rto"
 	"github.com/carpoolsla/carpoolsla/sla/engine"
 	"github.com/carpoolsla/carpoolsla/sla/report"
 	"github.com/carpoolsla/carpoolsla/sla/report/memhistory"
@@ -162,15 +163,30 @@ func (c chMinutes) WriteMinutes(ctx context.Context, rows []rollup.Minute) error
 type demoDrills struct {
 	mem *memhistory.Store
 	w   *chsink.Writer[chsink.DrillResult]
+	// metrics, when set, exports the last result per scenario as
+	// carpool_drill_* (the DR dashboard's drill panels).
+	metrics *rto.Drills
 }
 
 func (d demoDrills) RecordDrill(ctx context.Context, rec report.DrillRecord) error {
 	row := drillRow(rec)
+	var err error
 	if d.w != nil {
-		if err := d.w.Write(row); err != nil {
-			return err
+		if err = d.w.Write(row); err == nil {
+			err = d.w.Flush(ctx)
 		}
-		return d.w.Flush(ctx)
+	} else {
+		err = d.mem.RecordDrill(ctx, row)
 	}
-	return d.mem.RecordDrill(ctx, row)
+	if err != nil || d.metrics == nil {
+		return err
+	}
+	phases := map[string]time.Duration{}
+	for name, v := range map[string]float64{rto.PhaseDetect: rec.DetectSeconds, rto.PhaseDecide: rec.DecideSeconds,
+		rto.PhaseShift: rec.ShiftSeconds, rto.PhaseTotal: rec.RTOSeconds} {
+		if v >= 0 {
+			phases[name] = time.Duration(v * float64(time.Second))
+		}
+	}
+	return d.metrics.Record(rec.Scenario, phases, time.Duration(max(rec.RPOSeconds, 0)*float64(time.Second)))
 }

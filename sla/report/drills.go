@@ -15,7 +15,9 @@ import (
 
 // DrillRecord is the body of POST /api/v1/drills: one drill's result as
 // `carpoolsla drill` measures it, the row ClickHouse's drill_results holds.
-// The report's RPO/RTO compliance counts it from then on.
+// The report's RPO/RTO compliance counts it from then on. A duration or the
+// success ratio the drill could not measure is NotMeasured (-1), as the
+// drill runner writes it.
 type DrillRecord struct {
 	// EventID names the drill run; recording the same id again keeps one.
 	EventID  string    `json:"event_id"`
@@ -39,6 +41,9 @@ type DrillRecord struct {
 type DrillRecorder interface {
 	RecordDrill(ctx context.Context, d DrillRecord) error
 }
+
+// NotMeasured marks a drill figure that was not measured.
+const NotMeasured = -1.0
 
 // Limits of a drill record.
 const (
@@ -80,12 +85,12 @@ func (d DrillRecord) Validate(regions []string, now time.Time) *ParamError {
 		name string
 		v    float64
 	}{{"rto_seconds", d.RTOSeconds}, {"rpo_seconds", d.RPOSeconds}, {"detect_seconds", d.DetectSeconds}, {"decide_seconds", d.DecideSeconds}, {"shift_seconds", d.ShiftSeconds}} {
-		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 || f.v > 7*24*3600 {
-			return bad(f.name, "%v is not a duration in seconds between 0 and a week", f.v)
+		if f.v != NotMeasured && (math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 || f.v > 7*24*3600) {
+			return bad(f.name, "%v is not a duration in seconds between 0 and a week (or -1: not measured)", f.v)
 		}
 	}
-	if math.IsNaN(d.SuccessRatio) || d.SuccessRatio < 0 || d.SuccessRatio > 1 {
-		return bad("success_ratio", "%v is not a ratio between 0 and 1", d.SuccessRatio)
+	if d.SuccessRatio != NotMeasured && (math.IsNaN(d.SuccessRatio) || d.SuccessRatio < 0 || d.SuccessRatio > 1) {
+		return bad("success_ratio", "%v is not a ratio between 0 and 1 (or -1: not measured)", d.SuccessRatio)
 	}
 	return nil
 }

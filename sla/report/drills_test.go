@@ -44,9 +44,10 @@ func TestDrillResultsArePostedValidatedAndRecorded(t *testing.T) {
 		"A scenario that is not a name.":   {swap(`"same_city_dc_loss"`, `"Region Down!"`), "scenario"},
 		"A region the spec lacks.":         {swap(`"sh-a,sh-b"`, `"sh-a,mars"`), "region"},
 		"No region.":                       {swap(`"sh-a,sh-b"`, `""`), "region"},
-		"A negative RTO.":                  {swap(`"rto_seconds":12.5`, `"rto_seconds":-1`), "rto_seconds"},
+		"A negative RTO.":                  {swap(`"rto_seconds":12.5`, `"rto_seconds":-0.5`), "rto_seconds"},
 		"An RPO of a month.":               {swap(`"rpo_seconds":0.4`, `"rpo_seconds":2592000`), "rpo_seconds"},
 		"A success ratio above 1.":         {swap(`"success_ratio":0.9999`, `"success_ratio":99.99`), "success_ratio"},
+		"A negative phase other than -1.":  {swap(`"detect_seconds":2`, `"detect_seconds":-2`), "detect_seconds"},
 		"An unknown field.":                {swap(`"passed":true`, `"passed":true,"verdict":"ok"`), "body"},
 		"Two records.":                     {testDrillBody + testDrillBody, "body"},
 		"A report over the limit.":         {swap(`"# drill\n"`, `"`+strings.Repeat("x", maxDrillReport+1)+`"`), "report"},
@@ -69,6 +70,11 @@ func TestDrillResultsArePostedValidatedAndRecorded(t *testing.T) {
 		})
 	}
 
+	// -1 marks what the drill did not measure (a stall has no detect phase).
+	unmeasured := swap(`"detect_seconds":2,"decide_seconds":6,"shift_seconds":1.5`, `"detect_seconds":-1,"decide_seconds":-1,"shift_seconds":-1`)
+	if rec := do(h, "POST", "/api/v1/drills", strings.Replace(unmeasured, "drill-7f3a", "drill-stall", 1), auth); rec.Code != 200 {
+		t.Errorf("unmeasured phases (-1) = %d %s", rec.Code, rec.Body)
+	}
 	if rec := do(h, "POST", "/api/v1/drills", testDrillBody, nil); rec.Code != 401 {
 		t.Errorf("without a token = %d", rec.Code)
 	}
