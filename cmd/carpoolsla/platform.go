@@ -7,9 +7,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/carpoolsla/carpoolsla/exporters/rto"
 	"github.com/carpoolsla/carpoolsla/services/faults"
 	"github.com/carpoolsla/carpoolsla/services/region"
-	"github.com/carpoolsla/carpoolsla/exporters/rto"
 	"github.com/carpoolsla/carpoolsla/sla/engine"
 	"github.com/carpoolsla/carpoolsla/sla/report"
 	"github.com/carpoolsla/carpoolsla/sla/report/memhistory"
