@@ -2,9 +2,7 @@ package report
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"regexp"
@@ -104,15 +102,9 @@ func (h *Handler) serveDrills(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "", "drill results are not recorded on this server")
 		return
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxDrillBody+1))
-	dec.DisallowUnknownFields()
 	var d DrillRecord
-	if err := dec.Decode(&d); err != nil {
-		writeError(w, http.StatusBadRequest, "body", fmt.Sprintf("the body is not a drill record: %v; send JSON such as {\"event_id\":\"d1\",\"ts\":\"2026-11-25T10:00:00Z\",\"scenario\":\"region_down\",\"region\":\"sh-a\",\"passed\":true,\"rto_seconds\":12,\"rpo_seconds\":0,\"success_ratio\":1} (up to %d bytes)", clip(err.Error()), maxDrillBody))
-		return
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "body", "the body holds more than one JSON value; send one drill record")
+	if !decodeBody(w, r, maxDrillBody, &d, "a drill record",
+		`{"event_id":"d1","ts":"2026-11-25T10:00:00Z","scenario":"region_down","region":"sh-a","passed":true,"rto_seconds":12,"rpo_seconds":0,"success_ratio":1}`) {
 		return
 	}
 	if perr := d.Validate(h.cfg.Spec.RegionNames(), h.cfg.Now()); perr != nil {

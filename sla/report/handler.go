@@ -332,6 +332,23 @@ func (h *Handler) serveLive(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// decodeBody reads the request's body, at most limit bytes, as exactly one
+// JSON value into v, refusing unknown fields. When it cannot, it answers 400
+// naming the body, what it should be and an example, and returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, what, example string) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "body", fmt.Sprintf("the body is not %s: %v; send JSON such as %s (up to %d bytes)", what, clip(err.Error()), example, limit))
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "body", "the body holds more than one JSON value; send one: "+what)
+		return false
+	}
+	return true
+}
+
 // FaultAction is the body of POST /api/v1/faults.
 type FaultAction struct {
 	Region string `json:"region"`
@@ -350,15 +367,8 @@ func (h *Handler) serveFaults(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "", "fault injection is not configured on this server")
 		return
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
-	dec.DisallowUnknownFields()
 	var a FaultAction
-	if err := dec.Decode(&a); err != nil {
-		writeError(w, http.StatusBadRequest, "body", fmt.Sprintf("the body is not a fault action: %v; send JSON such as {\"region\":\"sh-a\",\"action\":\"inject\",\"fault\":{\"error_rate\":0.05}}", err))
-		return
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "body", "the body holds more than one JSON value; send one fault action")
+	if !decodeBody(w, r, maxBody, &a, "a fault action", `{"region":"sh-a","action":"inject","fault":{"error_rate":0.05}}`) {
 		return
 	}
 	if !slices.Contains(h.cfg.Spec.RegionNames(), a.Region) {
