@@ -202,6 +202,7 @@ func TestUnreachableServicesGiveTheirErrorKinds(t *testing.T) {
 // each connection with an error reply, and closes a connection with 1008
 // after its second message.
 func fakeLocation(t *testing.T, got *atomic.Int64) *httptest.Server {
+	var conns atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("driver_id") == "" {
 			http.Error(w, "no driver", 400)
@@ -212,6 +213,10 @@ func fakeLocation(t *testing.T, got *atomic.Int64) *httptest.Server {
 			return
 		}
 		defer c.CloseNow()
+		// Only the first connection is scripted: a reply to a later
+		// connection's first position could race that very send's check
+		// and be counted on it instead of on the next one.
+		scripted := conns.Add(1) == 1
 		for i := 0; ; i++ {
 			_, b, err := c.Read(r.Context())
 			if err != nil {
@@ -225,6 +230,9 @@ func fakeLocation(t *testing.T, got *atomic.Int64) *httptest.Server {
 				return
 			}
 			got.Add(1)
+			if !scripted {
+				continue
+			}
 			switch i {
 			case 0:
 				_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"error":"scripted","field":"ts"}`))

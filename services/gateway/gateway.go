@@ -61,8 +61,9 @@ type Gateway struct {
 
 	mu       sync.Mutex // guards the routing table, the SWRR state and ejections
 	rr       swrr
-	weights  []int64 // milli-weights by region index
-	eligible []bool  // scratch for pick
+	weights  []int64  // milli-weights by region index
+	eligible []bool   // scratch for pick
+	names    []string // region names by index (the rendezvous hash's peers)
 	version  int64
 	lastPush time.Time
 
@@ -170,6 +171,7 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger, tp trace.Tr
 		g.byName[u.Name] = r
 		names = append(names, u.Name)
 	}
+	g.names = slices.Clone(names)
 	slices.Sort(names)
 	g.units = make([]Unit, cfg.Units)
 	for i := range g.units {
@@ -280,19 +282,36 @@ func (r *region) servingLocked(now time.Time) bool {
 // regions whose breaker is not open (panic mode, reported). It returns -1
 // when no region may take the request.
 func (g *Gateway) pick(exclude int) (idx int, panicMode bool) {
+	return g.pickFor("", exclude)
+}
+
+// pickFor is pick for a request that carries an Idempotency-Key: with a
+// key, the region is chosen by weighted rendezvous hashing of the key
+// instead of round robin, so that a client's retry of the same request
+// reaches the region that holds the key (idempotency keys are kept per
+// region and replicate asynchronously; a retry sent to another region
+// before the key got there would create a second ride). Keys still spread
+// over the regions in proportion to their weights.
+func (g *Gateway) pickFor(key string, exclude int) (idx int, panicMode bool) {
 	now := g.cfg.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	next := func() int {
+		if key != "" {
+			return rendezvous(key, g.names, g.weights, g.eligible)
+		}
+		return g.rr.next(g.weights, g.eligible)
+	}
 	for i, r := range g.regions {
 		g.eligible[i] = i != exclude && r.servingLocked(now)
 	}
-	if idx := g.rr.next(g.weights, g.eligible); idx >= 0 {
+	if idx := next(); idx >= 0 {
 		return idx, false
 	}
 	for i, r := range g.regions {
 		g.eligible[i] = i != exclude && r.breaker != breakerOpen
 	}
-	idx = g.rr.next(g.weights, g.eligible)
+	idx = next()
 	return idx, idx >= 0
 }
 

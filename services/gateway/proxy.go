@@ -32,6 +32,7 @@ type exchange struct {
 	first     int      // region of the first attempt
 	served    int      // region of the latest attempt
 	retryable bool
+	key       string // the Idempotency-Key, when the request has one
 	upgrade   bool
 	payment   bool
 	unit      Unit
@@ -114,7 +115,8 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		}
 		x.first, panicMode = idx, pm
 	} else {
-		idx, pm := g.pick(-1)
+		x.key = r.Header.Get(HeaderIdempotencyKey)
+		idx, pm := g.pickFor(x.key, -1)
 		if idx < 0 {
 			writeError(w, http.StatusServiceUnavailable, errorBody{Error: "no region can take the request: every region's breaker is open"})
 			return
@@ -168,7 +170,7 @@ func (t attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !failed || !x.retryable || req.Context().Err() != nil {
 		return resp, err
 	}
-	alt, _ := g.pick(x.first)
+	alt, _ := g.pickFor(x.key, x.first)
 	if alt < 0 {
 		g.deniedNoRegion.Inc()
 		return resp, err

@@ -67,13 +67,24 @@ func startCluster(t *testing.T) *Cluster {
 // through its entry, and waits until its dispatch index holds them.
 func seedDrivers(t *testing.T, c *Cluster, region string, n int) {
 	t.Helper()
+	seedDriversNear(t, c, region, region, n)
+}
+
+// seedDriversNear streams n drivers into region's location service around
+// near's centre (a region's drivers may be anywhere its riders are).
+func seedDriversNear(t *testing.T, c *Cluster, region, near string, n int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ws := "ws" + strings.TrimPrefix(c.Regions[region].URLs()[Entry], "http") + location.Route
-	ctr := centers[region]
+	ctr := centers[near]
+	before := c.Regions[region].Location.Index().Len()
 	// One connection per driver, as the drivers' apps would hold.
 	for i := range n {
 		id := fmt.Sprintf("%s-driver-%d", region, i)
+		if near != region {
+			id = fmt.Sprintf("%s-driver-near-%s-%d", region, near, i)
+		}
 		cl, err := location.DialStream(ctx, ws+"?driver_id="+id)
 		if err != nil {
 			t.Fatalf("dialing %s: %v", ws, err)
@@ -84,7 +95,7 @@ func seedDrivers(t *testing.T, c *Cluster, region string, n int) {
 		}
 	}
 	realserver.WaitFor(t, 10*time.Second, "drivers in "+region+"'s index", func() (bool, error) {
-		return c.Regions[region].Location.Index().Len() >= n, nil
+		return c.Regions[region].Location.Index().Len() >= before+n, nil
 	})
 }
 
@@ -137,8 +148,14 @@ func getRide(url, id string) (ride, int, error) {
 // other gateways route around it and no ride fails.
 func TestClusterRideReplicatesAndSurvivesARegionDown(t *testing.T) {
 	c := startCluster(t)
+	// The gateway sends a keyed request to the region its key hashes to,
+	// whichever city that is: every region has drivers near the ride's
+	// pickup in Shanghai.
 	for _, name := range c.Names() {
 		seedDrivers(t, c, name, 20)
+		if centers[name] != centers["sh-a"] {
+			seedDriversNear(t, c, name, "sh-a", 20)
+		}
 	}
 	gwA := c.Regions["sh-a"].URLs()[Gateway]
 	r, servedBy := createRide(t, gwA, "sh-a", "rider-1", "key-1")
