@@ -36,6 +36,15 @@ func BenchmarkPick(b *testing.B) {
 			}
 		})
 	})
+	// A request with an Idempotency-Key: rendezvous hashing of the key.
+	b.Run("keyed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if i, _ := g.pickFor("3f9c0d2a-1b7e-4c55-9a0e-7d1c2b3a4f5e", -1); i < 0 {
+				b.Fatal("no region")
+			}
+		}
+	})
 }
 
 func BenchmarkSWRRNext(b *testing.B) {
