@@ -487,7 +487,11 @@ func TestAFaultFromTheStatusPageShowsOnThePageWithinSeconds(t *testing.T) {
 	}
 	textOf := func(testid string) string {
 		t.Helper()
-		s, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`[data-testid="`+testid+`"]`)))
+		// One evaluation reads the element and its text together: the page
+		// rebuilds the region cards at every refresh, so a node looked up
+		// first may be gone by the time its text is asked for.
+		s, err := chromedp.Run(browser, chromedp.Evaluate[string](
+			`(() => { const e = document.querySelector('[data-testid="`+testid+`"]'); return e ? e.textContent.trim() : ""; })()`))
 		if err != nil {
 			t.Fatalf("chromium: reading %s: %v", testid, err)
 		}
