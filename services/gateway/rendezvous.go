@@ -14,14 +14,7 @@ import (
 // When every eligible peer has weight 0 they count as weight 1 each, as in
 // swrr. It returns -1 when none is eligible.
 func rendezvous(key string, names []string, weights []int64, eligible []bool) int {
-	var total int64
-	any := false
-	for i, w := range weights {
-		if eligible[i] {
-			total += w
-			any = true
-		}
-	}
+	total, any := eligibleTotal(weights, eligible)
 	if !any {
 		return -1
 	}

@@ -20,14 +20,7 @@ func (s *swrr) next(weights []int64, eligible []bool) int {
 	if len(s.current) != len(weights) {
 		s.current = make([]int64, len(weights))
 	}
-	var total int64
-	any := false
-	for i, w := range weights {
-		if eligible[i] {
-			total += w
-			any = true
-		}
-	}
+	total, any := eligibleTotal(weights, eligible)
 	if !any {
 		return -1
 	}
@@ -49,4 +42,16 @@ func (s *swrr) next(weights []int64, eligible []bool) int {
 	}
 	s.current[best] -= total
 	return best
+}
+
+// eligibleTotal sums the weights of the eligible peers and says whether
+// there is any.
+func eligibleTotal(weights []int64, eligible []bool) (total int64, any bool) {
+	for i, w := range weights {
+		if eligible[i] {
+			total += w
+			any = true
+		}
+	}
+	return total, any
 }
