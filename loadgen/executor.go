@@ -318,7 +318,7 @@ schedule:
 		e.proc.Add(1)
 		j := job{n: i, intended: due, sc: s}
 		// Queued iterations go first, to the workers free now.
-		e.handQueued(work)
+		e.handQueued(iterCtx, work)
 		// A worker announces itself idle just before it receives, and each
 		// announcement is claimed by one send, so this send finds a worker
 		// at (or about to reach) its receive and does not block.
@@ -332,7 +332,7 @@ schedule:
 		}
 		if e.cfg.MaxStartDelay > 0 && e.queue.push(j) {
 			// A worker may have come free between the claim and the push.
-			e.handQueued(work)
+			e.handQueued(iterCtx, work)
 			continue
 		}
 		sc.drop()
@@ -396,9 +396,9 @@ func (e *Executor) worker(ctx context.Context, work <-chan job, first *job, wg *
 
 // handQueued gives queued iterations, oldest first, to the workers that
 // have announced themselves free.
-func (e *Executor) handQueued(work chan<- job) {
+func (e *Executor) handQueued(ctx context.Context, work chan<- job) {
 	for e.queue.len() > 0 && claim(&e.idle) {
-		j, ok := e.nextQueued(nil)
+		j, ok := e.nextQueued(ctx)
 		if !ok {
 			e.idle.Add(1) // a worker took it first: the announcement stands
 			return
@@ -416,7 +416,7 @@ func (e *Executor) nextQueued(ctx context.Context) (job, bool) {
 		if !ok {
 			return job{}, false
 		}
-		if (ctx != nil && ctx.Err() != nil) || time.Since(j.intended) > e.cfg.MaxStartDelay {
+		if ctx.Err() != nil || time.Since(j.intended) > e.cfg.MaxStartDelay {
 			e.scens[j.sc].drop()
 			continue
 		}

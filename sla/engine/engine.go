@@ -141,6 +141,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ResendEvery == 0 {
 		cfg.ResendEvery = DefaultResendEvery
 	}
+	if cfg.StateMaxAge == 0 {
+		cfg.StateMaxAge = DefaultStateMaxAge
+	}
 	core, err := NewCore(cfg.Spec)
 	if err != nil {
 		return nil, err
@@ -171,9 +174,6 @@ func (e *Engine) restore() {
 		return
 	}
 	maxAge := e.cfg.StateMaxAge
-	if maxAge == 0 {
-		maxAge = DefaultStateMaxAge
-	}
 	if age := e.cfg.Now().Sub(st.SavedAt); maxAge > 0 && age > maxAge {
 		log.Warn("engine state file too old to trust; starting with every breaker closed", "file", path, "saved_at", st.SavedAt, "age", age.Round(time.Second), "max_age", maxAge)
 		return
